@@ -1,0 +1,127 @@
+"""Profiles and their file: validation, modes, atomic replace, cross-process writers."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from weaviate_auth_widget.errors import InvalidProfile, ProfileNotFound, StoreUnavailable
+from weaviate_auth_widget.profiles import Profile, ProfileStore
+from weaviate_auth_widget.urls import normalize_url
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("abc.weaviate.cloud", "https://abc.weaviate.cloud"),
+        ("https://abc.weaviate.cloud/", "https://abc.weaviate.cloud"),
+        ("HTTPS://ABC.Weaviate.Cloud:443", "https://abc.weaviate.cloud"),
+        ("http://localhost:8080", "http://localhost:8080"),
+        ("http://localhost:80/", "http://localhost"),
+        ("https://proxy.example.com/weaviate/", "https://proxy.example.com/weaviate"),
+        ("https://proxy.example.com/weaviate/v1", "https://proxy.example.com/weaviate"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        ("  https://x.example.org  ", "https://x.example.org"),
+    ],
+)
+def test_url_normalisation(raw: str, expected: str) -> None:
+    assert normalize_url(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "   ", "ftp://x.org", "https://user:pw@x.org", "https://x.org/?a=1", "https://x.org/#f",
+     "https://:8080", "https://x.org:99999", "javascript:alert(1)", "https://" + "a" * 3000],
+)
+def test_bad_urls_are_refused_with_a_clear_error(raw: str) -> None:
+    with pytest.raises(InvalidProfile) as err:
+        normalize_url(raw)
+    assert "URL" in str(err.value)
+    assert "pw" not in str(err.value) or "pw@" not in raw
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "a" * 65, "../etc", "a/b", "a b", "é", "x\n", "..", ".", "a;rm", "<script>", "\x00"],
+)
+def test_hostile_profile_names_are_refused(name: str) -> None:
+    with pytest.raises(InvalidProfile, match="Profile name"):
+        Profile(name=name, url="https://x.org")
+
+
+def test_profile_rules() -> None:
+    with pytest.raises(InvalidProfile, match="needs a username"):
+        Profile(name="p", url="https://x.org", method="password")
+    with pytest.raises(InvalidProfile, match="client id"):
+        Profile(name="p", url="https://x.org", method="client_credentials")
+    with pytest.raises(InvalidProfile, match="Unknown login method"):
+        Profile(name="p", url="https://x.org", method="magic")  # type: ignore[arg-type]
+    with pytest.raises(InvalidProfile, match="module-key header"):
+        Profile(name="p", url="https://x.org", headers=("Authorization",))
+    with pytest.raises(InvalidProfile, match="scope"):
+        Profile(name="p", url="https://x.org", scopes=("a b",))
+    p = Profile(name="ok-1_2.3", url="x.org", headers=("X-OpenAI-Api-Key", "X-OpenAI-Api-Key"))
+    assert p.url == "https://x.org" and p.headers == ("X-OpenAI-Api-Key",)
+
+
+def test_from_json_rejects_unknown_and_missing_fields() -> None:
+    with pytest.raises(InvalidProfile, match="Unknown profile field"):
+        Profile.from_json({"name": "a", "url": "https://x.org", "password": "nope"})
+    with pytest.raises(InvalidProfile, match="needs the field url"):
+        Profile.from_json({"name": "a"})
+    with pytest.raises(InvalidProfile):
+        Profile.from_json([1, 2])  # type: ignore[arg-type]
+
+
+def test_store_round_trip_modes_and_delete(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path / "store")
+    assert store.list() == []
+    p = Profile(name="prod", url="https://a.weaviate.cloud", scopes=("openid",), headers=("X-Cohere-Api-Key",))
+    store.save(p)
+    assert store.get("prod") == p
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(store.directory).st_mode) == 0o700
+    # a second store object (another process) sees the change
+    assert ProfileStore(tmp_path / "store").list() == [p]
+    assert store.delete("prod") is True
+    assert store.delete("prod") is False
+    with pytest.raises(ProfileNotFound, match="no saved profile named 'prod'"):
+        store.get("prod")
+
+
+def test_damaged_file_is_reported_and_left_alone(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path)
+    store.save(Profile(name="a", url="https://x.org"))
+    store.path.write_text("{not json")
+    with pytest.raises(StoreUnavailable, match="damaged"):
+        store.list()
+    with pytest.raises(StoreUnavailable):
+        store.save(Profile(name="b", url="https://x.org"))
+    assert store.path.read_text() == "{not json"
+
+
+def _writer(directory: str, prefix: str, count: int) -> None:
+    store = ProfileStore(Path(directory))
+    for i in range(count):
+        store.save(Profile(name=f"{prefix}-{i}", url=f"https://{prefix}{i}.example.org"))
+
+
+def test_two_processes_saving_200_profiles_each_lose_none(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), name, 200)) for name in ("a", "b")]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    names = {p.name for p in ProfileStore(tmp_path).list()}
+    assert len(names) == 400
+    assert {f"a-{i}" for i in range(200)} | {f"b-{i}" for i in range(200)} == names
+    data = json.loads((tmp_path / "profiles.json").read_text())
+    assert data["version"] == 1
+    assert not list(tmp_path.glob("*.tmp"))

@@ -1,0 +1,57 @@
+"""Sign in to Weaviate from Jupyter without a secret ever landing in a notebook.
+
+Imports are lazy: ``import weaviate_auth_widget`` costs little more than ``import
+httpx``; widgets and server code load only when used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "AuthService": ".service",
+    "Identity": ".service",
+    "Profile": ".profiles",
+    "ProfileStore": ".profiles",
+    "Policy": ".policy",
+    "SecretStore": ".secrets",
+    "Token": ".tokens",
+    "WeaviateSession": ".session",
+    "AsyncWeaviateSession": ".session",
+    "HttpSettings": ".transport",
+    "connect": ".chain",
+    "default_service": ".chain",
+    "errors": ".errors",
+}
+
+if TYPE_CHECKING:
+    from . import errors as errors
+    from .chain import connect as connect
+    from .chain import default_service as default_service
+    from .policy import Policy as Policy
+    from .profiles import Profile as Profile
+    from .profiles import ProfileStore as ProfileStore
+    from .secrets import SecretStore as SecretStore
+    from .service import AuthService as AuthService
+    from .service import Identity as Identity
+    from .session import AsyncWeaviateSession as AsyncWeaviateSession
+    from .session import WeaviateSession as WeaviateSession
+    from .tokens import Token as Token
+    from .transport import HttpSettings as HttpSettings
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    mod = import_module(module, __name__)
+    value = mod if name == "errors" else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,263 @@
+"""OIDC as Weaviate uses it: discovery on the cluster, discovery at the provider, grants.
+
+Every optional field of every discovery document is treated as optional, and every
+failure names the host (cluster or provider) that caused it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .errors import InvalidCredentials, LoginExpired, UnexpectedResponse, WrongMethod
+from .tokens import Token
+from .transport import unreachable
+from .urls import host_of
+
+DISCOVERY_TTL = 300.0
+WEAVIATE_DISCOVERY_PATH = "/v1/.well-known/openid-configuration"
+
+
+@dataclass(frozen=True)
+class ClusterOIDC:
+    """What ``/v1/.well-known/openid-configuration`` says."""
+
+    href: str
+    client_id: str | None
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Provider:
+    """The parts of the provider's discovery document we use."""
+
+    issuer: str | None
+    token_endpoint: str
+    revocation_endpoint: str | None
+    grant_types: tuple[str, ...] | None
+
+
+class Grant:
+    """A token endpoint's answer. The refresh token is kept here, never in a Token."""
+
+    __slots__ = ("access", "refresh_expires_at", "refresh_token", "scope")
+
+    def __init__(
+        self, access: Token, refresh_token: str | None, refresh_expires_at: float | None, scope: str | None
+    ) -> None:
+        self.access = access
+        self.refresh_token = refresh_token
+        self.refresh_expires_at = refresh_expires_at
+        self.scope = scope
+
+    def __repr__(self) -> str:
+        return f"Grant({self.access!r}, refresh={'***' if self.refresh_token else None})"
+
+
+class _TTLCache:
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._items: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit and hit[0] > time.monotonic():
+                return hit[1]
+            self._items.pop(key, None)
+            return None
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic() + self.ttl, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+#: Per-process discovery cache (both documents change rarely; the TTL bounds staleness).
+discovery_cache = _TTLCache(DISCOVERY_TTL)
+_MISSING = object()
+
+
+def cluster_oidc(
+    client: httpx.Client, base_url: str, headers: Mapping[str, str] | None = None
+) -> ClusterOIDC | None:
+    """The cluster's OIDC settings, or None when the cluster has no OIDC (404)."""
+    url = base_url + WEAVIATE_DISCOVERY_PATH
+    cached = discovery_cache.get(url)
+    if cached is not None:
+        return None if cached is _MISSING else cached  # type: ignore[no-any-return]
+    host = host_of(base_url)
+    try:
+        response = client.get(url, headers=dict(headers or {}))
+    except httpx.TransportError as exc:
+        raise unreachable(exc, host) from None
+    if response.status_code == 404:
+        discovery_cache.put(url, _MISSING)
+        return None
+    if response.status_code != 200:
+        raise UnexpectedResponse(
+            f"The cluster at {host} answered {response.status_code} to its OIDC discovery request.",
+            host=host,
+            fix="Check that the URL points at Weaviate.",
+        )
+    data = _json_object(response, host, "OIDC discovery document")
+    href = data.get("href")
+    if not isinstance(href, str) or not href.startswith(("https://", "http://")):
+        raise UnexpectedResponse(f"The cluster at {host} gave no usable OIDC 'href'.", host=host)
+    client_id = data.get("clientId") if isinstance(data.get("clientId"), str) else None
+    scopes = tuple(s for s in data.get("scopes") or () if isinstance(s, str))
+    result = ClusterOIDC(href=href, client_id=client_id, scopes=scopes)
+    discovery_cache.put(url, result)
+    return result
+
+
+def provider(client: httpx.Client, href: str) -> Provider:
+    cached = discovery_cache.get(href)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    host = host_of(href)
+    try:
+        response = client.get(href)
+    except httpx.TransportError as exc:
+        raise unreachable(exc, host, what="the identity provider") from None
+    if response.status_code != 200:
+        raise UnexpectedResponse(
+            f"The identity provider at {host} answered {response.status_code} to its discovery request.",
+            host=host,
+            fix="Ask the cluster's administrator to check its OIDC issuer setting.",
+        )
+    data = _json_object(response, host, "provider discovery document")
+    token_endpoint = data.get("token_endpoint")
+    if not isinstance(token_endpoint, str):
+        raise UnexpectedResponse(f"The identity provider at {host} has no token endpoint.", host=host)
+    revocation = data.get("revocation_endpoint")
+    grants = data.get("grant_types_supported")
+    result = Provider(
+        issuer=data.get("issuer") if isinstance(data.get("issuer"), str) else None,
+        token_endpoint=token_endpoint,
+        revocation_endpoint=revocation if isinstance(revocation, str) else None,
+        grant_types=tuple(g for g in grants if isinstance(g, str)) if isinstance(grants, list) else None,
+    )
+    discovery_cache.put(href, result)
+    return result
+
+
+def merge_scopes(server: Sequence[str], caller: Sequence[str], *extra: str) -> str:
+    """The server's scopes first, then the caller's, then ours; no duplicates."""
+    return " ".join(dict.fromkeys([*server, *caller, *extra]))
+
+
+def require_grant(prov: Provider, grant_type: str, cluster_host: str) -> None:
+    if prov.grant_types is not None and grant_type not in prov.grant_types:
+        label = {"password": "username & password", "client_credentials": "client credentials"}[grant_type]
+        raise WrongMethod(
+            f"The identity provider of {cluster_host} does not offer {label} logins.",
+            host=cluster_host,
+            fix="Use an API key, or ask the administrator to enable that grant.",
+        )
+
+
+def token_request(
+    client: httpx.Client, prov: Provider, form: Mapping[str, str], *, refreshing: bool = False
+) -> Grant:
+    """POST a grant to the token endpoint and read the answer.
+
+    Refusals become ``InvalidCredentials`` for a first login and ``LoginExpired`` for
+    a refresh; the provider's ``error_description`` is included (providers never echo
+    credentials in it), the form never is.
+    """
+    host = host_of(prov.token_endpoint)
+    try:
+        response = client.post(prov.token_endpoint, data=dict(form), headers={"Accept": "application/json"})
+    except httpx.TransportError as exc:
+        raise unreachable(exc, host, what="the identity provider") from None
+    if response.status_code in (400, 401):
+        error, description = _oauth_error(response)
+        if refreshing:
+            raise LoginExpired(
+                f"Your login could not be renewed by {host} ({error}).",
+                host=host,
+                fix="Log in again.",
+            )
+        if error in ("invalid_grant", "invalid_client", "unauthorized_client", "access_denied"):
+            raise InvalidCredentials(
+                f"The identity provider at {host} refused the credentials ({error}: {description}).",
+                host=host,
+                fix="Check the username and password (or client secret) and try again.",
+            )
+        raise UnexpectedResponse(
+            f"The identity provider at {host} refused the login request ({error}: {description}).",
+            host=host,
+            fix="Check the scopes and client id configured for this cluster.",
+        )
+    if response.status_code != 200:
+        raise UnexpectedResponse(
+            f"The identity provider at {host} answered {response.status_code} to a token request.",
+            host=host,
+            fix="Try again later, or ask the provider's administrator.",
+        )
+    data = _json_object(response, host, "token response")
+    access = data.get("access_token")
+    if not isinstance(access, str) or not access:
+        raise UnexpectedResponse(f"The identity provider at {host} returned no access token.", host=host)
+    now = time.time()
+    expires_in = _number(data.get("expires_in"))
+    refresh = data.get("refresh_token")
+    refresh_expires_in = _number(data.get("refresh_expires_in"))
+    return Grant(
+        access=Token(access, now + expires_in if expires_in is not None else None),
+        refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+        refresh_expires_at=now + refresh_expires_in if refresh_expires_in else None,
+        scope=data.get("scope") if isinstance(data.get("scope"), str) else None,
+    )
+
+
+def revoke(client: httpx.Client, prov: Provider, token: str, client_id: str | None, hint: str) -> bool:
+    """Best effort RFC 7009 revocation; False when the provider has no endpoint or fails."""
+    if not prov.revocation_endpoint:
+        return False
+    form = {"token": token, "token_type_hint": hint}
+    if client_id:
+        form["client_id"] = client_id
+    try:
+        response = client.post(prov.revocation_endpoint, data=form)
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200
+
+
+def _oauth_error(response: httpx.Response) -> tuple[str, str]:
+    try:
+        data = response.json()
+    except ValueError:
+        return "error", f"HTTP {response.status_code}"
+    if not isinstance(data, dict):
+        return "error", f"HTTP {response.status_code}"
+    error = str(data.get("error") or "error")[:64]
+    description = str(data.get("error_description") or "no description")[:300]
+    return error, description
+
+
+def _json_object(response: httpx.Response, host: str, what: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise UnexpectedResponse(f"The {what} from {host} is not a JSON object.", host=host)
+    return data
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)

@@ -1,0 +1,241 @@
+"""Profiles: everything about a login except its secrets, and the JSON file they live in."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from filelock import FileLock
+
+from .errors import InvalidProfile, ProfileNotFound, StoreUnavailable
+from .paths import ensure_private_dir, write_private_file
+from .urls import normalize_url
+
+Method = Literal["api_key", "password", "client_credentials", "bearer"]
+METHODS: tuple[Method, ...] = ("api_key", "password", "client_credentials", "bearer")
+METHOD_LABELS: dict[str, str] = {
+    "api_key": "API key",
+    "password": "username & password",
+    "client_credentials": "client credentials",
+    "bearer": "bearer token",
+}
+#: The secret a method needs to log in from scratch.
+PRIMARY_SECRET: dict[str, str] = {
+    "api_key": "api_key",
+    "password": "password",
+    "client_credentials": "client_secret",
+    "bearer": "bearer",
+}
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_HEADER_RE = re.compile(r"^X-[A-Za-z0-9-]{1,60}$")
+_SCOPE_RE = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,128}$")  # RFC 6749 scope-token
+_FILE_VERSION = 1
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name in (".", ".."):
+        raise InvalidProfile(
+            f"Profile name {name!r:.80} is not allowed.",
+            fix="Use 1-64 letters, digits, '-', '_' or '.'.",
+        )
+    return name
+
+
+def validate_method(method: str) -> Method:
+    if method not in METHODS:
+        raise InvalidProfile(
+            f"Unknown login method {method!r:.40}.",
+            fix=f"Use one of: {', '.join(METHODS)}.",
+        )
+    return method  # type: ignore[return-value]
+
+
+def validate_header_name(name: str) -> str:
+    if not isinstance(name, str) or not _HEADER_RE.fullmatch(name):
+        raise InvalidProfile(
+            f"Header name {name!r:.80} is not a module-key header.",
+            fix="Module keys travel in headers such as X-OpenAI-Api-Key.",
+        )
+    if name.lower() in ("x-weaviate-cluster-url",):
+        raise InvalidProfile(f"Header {name} is set by the session itself.")
+    return name
+
+
+def _validate_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for scope in scopes:
+        if not isinstance(scope, str) or not _SCOPE_RE.fullmatch(scope):
+            raise InvalidProfile(f"Scope {scope!r:.80} is not a valid OAuth scope.")
+        if scope not in out:
+            out.append(scope)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named login target. Holds no secret, so it is safe to show, log and serialise."""
+
+    name: str
+    url: str
+    method: Method = "api_key"
+    username: str | None = None
+    client_id: str | None = None
+    scopes: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
+    remember: bool = True
+    read_only: bool = field(default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
+        object.__setattr__(self, "url", normalize_url(self.url))
+        validate_method(self.method)
+        object.__setattr__(self, "scopes", _validate_scopes(self.scopes))
+        object.__setattr__(
+            self, "headers", tuple(dict.fromkeys(validate_header_name(h) for h in self.headers))
+        )
+        if self.username is not None and (
+            not isinstance(self.username, str) or len(self.username) > 256 or not self.username
+        ):
+            raise InvalidProfile("The username must be 1-256 characters.")
+        if self.method == "password" and not self.username:
+            raise InvalidProfile("A username & password profile needs a username.")
+        if self.method == "client_credentials" and not self.client_id:
+            raise InvalidProfile("A client-credentials profile needs a client id.")
+        if self.client_id is not None and (not self.client_id or len(self.client_id) > 256):
+            raise InvalidProfile("The client id must be 1-256 characters.")
+
+    @property
+    def primary_secret(self) -> str:
+        return PRIMARY_SECRET[self.method]
+
+    def secret_kinds(self) -> tuple[str, ...]:
+        """Every secret kind this profile may have stored."""
+        kinds = ["api_key", "password", "client_secret", "bearer", "refresh_token"]
+        kinds += [f"header:{h}" for h in self.headers]
+        return tuple(kinds)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["scopes"] = list(self.scopes)
+        data["headers"] = list(self.headers)
+        data.pop("read_only")
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, read_only: bool = False) -> Profile:
+        if not isinstance(data, Mapping):
+            raise InvalidProfile("A profile must be a JSON object.")
+        known = {"name", "url", "method", "username", "client_id", "scopes", "headers", "remember"}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidProfile(f"Unknown profile field(s): {', '.join(sorted(unknown))[:200]}.")
+        try:
+            return cls(
+                name=data["name"],
+                url=data["url"],
+                method=data.get("method", "api_key"),
+                username=data.get("username"),
+                client_id=data.get("client_id"),
+                scopes=tuple(data.get("scopes") or ()),
+                headers=tuple(data.get("headers") or ()),
+                remember=bool(data.get("remember", True)),
+                read_only=read_only,
+            )
+        except KeyError as exc:
+            raise InvalidProfile(f"A profile needs the field {exc.args[0]!s}.") from None
+        except TypeError:
+            raise InvalidProfile("A profile field has the wrong type.") from None
+
+    def with_changes(self, **changes: Any) -> Profile:
+        return replace(self, **changes)
+
+
+class ProfileStore:
+    """``profiles.json``: 0600 in a 0700 directory, replaced atomically under a file lock.
+
+    Every write re-reads the file inside the lock, so concurrent writers in several
+    processes never lose each other's profiles.
+    """
+
+    def __init__(self, directory: Path, *, lock_timeout: float = 10.0) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / "profiles.json"
+        self._lock = FileLock(str(self.directory / ".profiles.lock"), timeout=lock_timeout)
+        self._cache: tuple[tuple[int, int, int], dict[str, Profile]] | None = None
+
+    def __repr__(self) -> str:
+        return f"ProfileStore({str(self.path)!r})"
+
+    def list(self) -> list[Profile]:
+        return sorted(self._read().values(), key=lambda p: p.name)
+
+    def get(self, name: str) -> Profile:
+        validate_name(name)
+        try:
+            return self._read()[name]
+        except KeyError:
+            raise ProfileNotFound(
+                f"There is no saved profile named {name!r}.",
+                fix="List profiles with %weaviate_auth --list, or save one first.",
+            ) from None
+
+    def save(self, profile: Profile) -> None:
+        with self._locked():
+            profiles = self._read(fresh=True)
+            profiles[profile.name] = profile
+            self._write(profiles)
+
+    def delete(self, name: str) -> bool:
+        validate_name(name)
+        with self._locked():
+            profiles = self._read(fresh=True)
+            existed = profiles.pop(name, None) is not None
+            if existed:
+                self._write(profiles)
+            return existed
+
+    # -- internals -------------------------------------------------------------
+    def _locked(self) -> FileLock:
+        ensure_private_dir(self.directory)
+        return self._lock
+
+    def _read(self, *, fresh: bool = False) -> dict[str, Profile]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StoreUnavailable(f"Cannot read {self.path} ({exc.strerror}).") from None
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)  # atomic replace changes the inode
+        if not fresh and self._cache and self._cache[0] == key:
+            return dict(self._cache[1])
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            items = raw["profiles"]
+            profiles = {p["name"]: Profile.from_json(p) for p in items}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreUnavailable(
+                f"The profile file {self.path} is damaged ({type(exc).__name__}).",
+                fix="Move it aside and save your profiles again; it was left untouched.",
+            ) from None
+        self._cache = (key, profiles)
+        return dict(profiles)
+
+    def _write(self, profiles: dict[str, Profile]) -> None:
+        body = {
+            "version": _FILE_VERSION,
+            "profiles": [p.to_json() for p in sorted(profiles.values(), key=lambda p: p.name)],
+        }
+        try:
+            write_private_file(self.path, json.dumps(body, indent=2).encode("utf-8"))
+        except OSError as exc:
+            raise StoreUnavailable(f"Cannot write {self.path} ({exc.strerror}).") from None
+        self._cache = None
+
+
+__all__ = ["METHODS", "METHOD_LABELS", "Method", "Profile", "ProfileStore"]
