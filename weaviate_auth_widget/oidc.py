@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from .errors import InvalidCredentials, LoginExpired, UnexpectedResponse, WrongMethod
-from .tokens import Token
+from .tokens import Token, jwt_expiry
 from .transport import unreachable
 from .urls import host_of
 
@@ -176,6 +176,7 @@ def token_request(
     credentials in it), the form never is.
     """
     host = host_of(prov.token_endpoint)
+    sent_at = time.time()  # expiry counts from the request, not the answer: never late
     try:
         response = client.post(prov.token_endpoint, data=dict(form), headers={"Accept": "application/json"})
     except httpx.TransportError as exc:
@@ -209,14 +210,14 @@ def token_request(
     access = data.get("access_token")
     if not isinstance(access, str) or not access:
         raise UnexpectedResponse(f"The identity provider at {host} returned no access token.", host=host)
-    now = time.time()
     expires_in = _number(data.get("expires_in"))
+    expiries = [t for t in (jwt_expiry(access), sent_at + expires_in if expires_in else None) if t]
     refresh = data.get("refresh_token")
     refresh_expires_in = _number(data.get("refresh_expires_in"))
     return Grant(
-        access=Token(access, now + expires_in if expires_in is not None else None),
+        access=Token(access, min(expiries) if expiries else None),
         refresh_token=refresh if isinstance(refresh, str) and refresh else None,
-        refresh_expires_at=now + refresh_expires_in if refresh_expires_in else None,
+        refresh_expires_at=sent_at + refresh_expires_in if refresh_expires_in else None,
         scope=data.get("scope") if isinstance(data.get("scope"), str) else None,
     )
 

@@ -35,7 +35,9 @@ class WeaviateAuth(httpx.Auth):
         return f"WeaviateAuth(origin={self._origin!r})"
 
     def _mine(self, request: httpx.Request) -> bool:
-        return origin(str(request.url)) == self._origin
+        url = request.url
+        scheme = url.scheme
+        return (scheme, url.host, url.port or (443 if scheme == "https" else 80)) == self._origin
 
     def _apply(self, request: httpx.Request, token: Token) -> None:
         request.headers.update(self._headers)
@@ -194,6 +196,10 @@ class WeaviateSession(_SessionMixin, httpx.Client):
         except httpx.TransportError as exc:
             raise unreachable(exc, host_of(str(request.url))) from None
 
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Any REST call, JSON in and out, with typed errors (403 -> PermissionDenied ...)."""
+        return self._json(self.request(method, path, **kwargs))
+
     def meta(self) -> dict[str, Any]:
         return self._json(self.get("/v1/meta"))  # type: ignore[no-any-return]
 
@@ -252,6 +258,10 @@ class AsyncWeaviateSession(_SessionMixin, httpx.AsyncClient):
             return await super().send(request, **kwargs)
         except httpx.TransportError as exc:
             raise unreachable(exc, host_of(str(request.url))) from None
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Any REST call, JSON in and out, with typed errors (403 -> PermissionDenied ...)."""
+        return self._json(await self.request(method, path, **kwargs))
 
     async def meta(self) -> dict[str, Any]:
         return self._json(await self.get("/v1/meta"))  # type: ignore[no-any-return]

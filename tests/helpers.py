@@ -1,0 +1,74 @@
+"""Small real servers for tests: a header recorder and a redirector (stdlib http.server)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Recorder:
+    """Remembers the headers of every request it receives; answers 200 ``{}``,
+    or redirects to ``redirect_to`` when set."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+        self.redirect_to: str | None = None
+        self.url = ""
+
+
+@contextmanager
+def recorder() -> Iterator[Recorder]:
+    rec = Recorder()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            rec.seen.append({k.lower(): v for k, v in self.headers.items()})
+            if rec.redirect_to:
+                self.send_response(307)
+                self.send_header("Location", rec.redirect_to + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never answers: the shape of a hung host."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+def closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return int(port)
