@@ -1,0 +1,300 @@
+"""Run the provider and any number of Weaviate doubles on one background event loop.
+
+Tests, demos and ``make run`` all need real HTTP servers on free loopback ports that
+start in well under a second and stop cleanly; one thread with its own asyncio loop
+keeps them out of the way of whatever loop the caller runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, TypeVar
+
+from tornado.httpserver import HTTPServer
+
+from ._http import base_url, check_loopback, serve
+from .idp import IdentityProvider, IdPClient, IdPConfig, IdPUser
+from .weaviate import WeaviateConfig, WeaviateDouble
+
+T = TypeVar("T")
+
+DEMO_USERNAME = "demo@example.com"
+DEMO_CLIENT_ID = "weaviate"
+DEMO_SERVICE_CLIENT_ID = "sandbox-service"
+DEMO_SERVICE_EMAIL = "service@example.com"
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    """Throwaway credentials made at start; ``repr`` hides the secret halves."""
+
+    admin_api_key: str = field(repr=False)
+    readonly_api_key: str = field(repr=False)
+    username: str
+    password: str = field(repr=False)
+    client_id: str
+    service_client_id: str
+    service_client_secret: str = field(repr=False)
+    admin_user: str = "admin"
+    readonly_user: str = "reader"
+
+    @classmethod
+    def generate(cls) -> DemoCredentials:
+        return cls(
+            admin_api_key="admin-" + secrets.token_urlsafe(24),
+            readonly_api_key="reader-" + secrets.token_urlsafe(24),
+            username=DEMO_USERNAME,
+            password=secrets.token_urlsafe(12),
+            client_id=DEMO_CLIENT_ID,
+            service_client_id=DEMO_SERVICE_CLIENT_ID,
+            service_client_secret=secrets.token_urlsafe(24),
+        )
+
+    def as_dict(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+class _LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="weaviate-auth-sandbox", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+    def call(self, fn: Callable[[], Awaitable[T]], timeout: float = 15.0) -> T:
+        async def run() -> T:
+            return await fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class Sandbox:
+    """An OpenID provider plus Weaviate doubles, on loopback, in a background thread.
+
+    ``weaviate`` is the first double's config (None: none started). Doubles with OIDC
+    and no issuer get this sandbox's provider as issuer.
+    """
+
+    def __init__(
+        self,
+        idp: IdPConfig | None = None,
+        weaviate: WeaviateConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        idp_port: int = 0,
+        credentials: DemoCredentials | None = None,
+    ) -> None:
+        self.host = check_loopback(host)
+        self.port = port
+        self.idp_port = idp_port
+        self.idp = IdentityProvider(idp)
+        self.credentials = credentials
+        self.weaviates: dict[str, WeaviateDouble] = {}
+        self._first_config = weaviate
+        self._servers: dict[str, HTTPServer] = {}
+        self._loop: _LoopThread | None = None
+        self.weaviate_url = ""
+
+    # -- life cycle ------------------------------------------------------------------
+
+    @property
+    def idp_url(self) -> str:
+        return self.idp.url
+
+    @property
+    def weaviate(self) -> WeaviateDouble:
+        """The first double."""
+        if not self.weaviate_url:
+            raise RuntimeError("this sandbox runs no Weaviate double")
+        return self.weaviates[self.weaviate_url]
+
+    @property
+    def weaviate_config(self) -> WeaviateConfig:
+        return self.weaviate.config
+
+    @property
+    def idp_config(self) -> IdPConfig:
+        return self.idp.config
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None
+
+    def start(self) -> Sandbox:
+        if self._loop is not None:
+            return self
+        self._loop = _LoopThread()
+        try:
+
+            async def start_idp() -> None:
+                server, port = serve(self.idp.app(), self.host, self.idp_port)
+                self.idp.url = base_url(self.host, port)
+                self._servers[self.idp.url] = server
+
+            self._loop.call(start_idp)
+            if self._first_config is not None:
+                self.weaviate_url = self.add_weaviate(self._first_config, port=self.port)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def add_weaviate(self, config: WeaviateConfig | None = None, *, port: int = 0) -> str:
+        """Start another double (sharing this provider); returns its base URL."""
+        if self._loop is None:
+            raise RuntimeError("start the sandbox first")
+        config = config or WeaviateConfig()
+        if config.oidc_enabled and config.oidc_issuer is None:
+            config = dataclasses.replace(config, oidc_issuer=self.idp.issuer)
+        double = WeaviateDouble(config)
+
+        async def start() -> str:
+            server, bound = serve(double.app(), self.host, port)
+            double.url = base_url(self.host, bound)
+            self._servers[double.url] = server
+            return double.url
+
+        url = self._loop.call(start)
+        self.weaviates[url] = double
+        if not self.weaviate_url:
+            self.weaviate_url = url
+        return url
+
+    def remove_weaviate(self, url: str) -> None:
+        """Stop one double."""
+        double = self.weaviates.pop(url)
+        server = self._servers.pop(url)
+        if self._loop is not None:
+
+            async def stop() -> None:
+                await _stop_server(server)
+                double.close()
+
+            self._loop.call(stop)
+        if url == self.weaviate_url:
+            self.weaviate_url = next(iter(self.weaviates), "")
+
+    def stop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        servers, doubles = list(self._servers.values()), list(self.weaviates.values())
+        self._servers.clear()
+
+        async def stop_all() -> None:
+            for server in servers:
+                await _stop_server(server)
+            for double in doubles:
+                double.close()
+
+        try:
+            loop.call(stop_all)
+        finally:
+            loop.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- stats -----------------------------------------------------------------------
+
+    def idp_stats(self) -> dict[str, Any]:
+        return self.idp.stats()
+
+    def reset_stats(self) -> None:
+        """Zero the provider's counters and every double's request log."""
+        self.idp.reset_stats()
+        for double in self.weaviates.values():
+            double.reset()
+
+    # -- the demo --------------------------------------------------------------------
+
+    @classmethod
+    def demo(
+        cls,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        idp_port: int = 0,
+        token_lifetime: int = 300,
+        refresh_token_lifetime: int = 3600,
+        token_delay: float = 0.0,
+        version: str = "1.33.2",
+        credentials: DemoCredentials | None = None,
+    ) -> Sandbox:
+        """Both schemes on, RBAC on, fresh random credentials (see :class:`DemoCredentials`)."""
+        creds = credentials or DemoCredentials.generate()
+        idp = IdPConfig(
+            users={
+                creds.username: IdPUser(
+                    password=creds.password, email=creds.username, groups=["demo-users"], offline_access=True
+                )
+            },
+            clients={
+                creds.client_id: IdPClient(),
+                creds.service_client_id: IdPClient(
+                    secret=creds.service_client_secret,
+                    claims={"email": DEMO_SERVICE_EMAIL},
+                    audience=(creds.client_id,),
+                ),
+            },
+            access_token_lifetime=token_lifetime,
+            refresh_token_lifetime=refresh_token_lifetime,
+            token_delay=token_delay,
+        )
+        weaviate = WeaviateConfig(
+            version=version,
+            apikey_enabled=True,
+            api_keys={creds.admin_api_key: creds.admin_user, creds.readonly_api_key: creds.readonly_user},
+            oidc_enabled=True,
+            oidc_client_id=creds.client_id,
+            oidc_username_claim="email",
+            oidc_groups_claim="groups",
+            oidc_scopes=["openid", "email"],
+            rbac=True,
+            roles={
+                creds.admin_user: ["admin"],
+                creds.readonly_user: ["viewer"],
+                creds.username: ["admin"],
+                DEMO_SERVICE_EMAIL: ["viewer"],
+            },
+        )
+        return cls(idp, weaviate, host=host, port=port, idp_port=idp_port, credentials=creds)
+
+    def describe(self) -> dict[str, Any]:
+        """URLs and (demo) credentials, as ``--json`` prints them."""
+        return {
+            "weaviate_url": self.weaviate_url,
+            "idp_url": self.idp_url,
+            "version": self.weaviate.config.version if self.weaviate_url else None,
+            "credentials": self.credentials.as_dict() if self.credentials else None,
+        }
+
+
+async def _stop_server(server: HTTPServer) -> None:
+    server.stop()
+    await server.close_all_connections()
