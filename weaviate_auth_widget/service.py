@@ -115,6 +115,7 @@ class AuthService:
         policy: Policy | None = None,
         http: HttpSettings | None = None,
         directory: Path | None = None,
+        admin_profiles: Mapping[Profile, Mapping[str, str]] | None = None,
     ) -> None:
         self._directory = Path(directory) if directory else None
         self._profiles = profiles
@@ -126,6 +127,15 @@ class AuthService:
         self._volatile: dict[tuple[str, str], str] = {}
         self._ephemeral: dict[str, Profile] = {}
         self._guard = threading.Lock()
+        #: profiles the administrator provides: usable, never readable or changeable
+        self._admin: dict[str, Profile] = {}
+        self._admin_secrets: dict[tuple[str, str], str] = {}
+        for profile, secrets in (admin_profiles or {}).items():
+            profile = profile.with_changes(read_only=True, url=self.policy.check_url(profile.url))
+            self._admin[profile.name] = profile
+            for kind, value in secrets.items():
+                self._admin_secrets[(profile.name, kind)] = value
+        self._secret_cache: frozenset[str] | None = None
 
     def __repr__(self) -> str:
         return f"AuthService(mode={self.mode!r}, profiles={len(self._states)} logged in)"
@@ -162,12 +172,33 @@ class AuthService:
     def list_profiles(self) -> list[Profile]:
         stored = {p.name: p for p in self.profiles.list()}
         stored.update(self._ephemeral)
+        stored.update(self._admin)
         return sorted(stored.values(), key=lambda p: p.name)
 
     def get_profile(self, name: str) -> Profile:
+        if name in self._admin:
+            return self._admin[name]
         if name in self._ephemeral:
             return self._ephemeral[name]
         return self.profiles.get(name)
+
+    def secret_values(self) -> frozenset[str]:
+        """Every secret this service knows (stored, in memory, tokens): what the
+        notebook save guard redacts. Cached until this service changes a secret."""
+        cached = self._secret_cache
+        if cached is not None:
+            return cached
+        values = set(self._volatile.values()) | set(self._admin_secrets.values())
+        for profile in self.list_profiles():
+            values.update(v for v in self._all_secrets(profile).values() if v)
+        for state in list(self._states.values()):
+            if state.access is not None:
+                values.add(state.access.value)
+            if state.refresh_token:
+                values.add(state.refresh_token)
+        result = frozenset(v for v in values if len(v) >= 4)
+        self._secret_cache = result
+        return result
 
     def describe(self, name: str) -> dict[str, Any]:
         """A profile as callers may see it: fields, whether a secret is kept, login state."""
@@ -263,6 +294,7 @@ class AuthService:
             )
             state.access = token
             state.identity = self._identity(profile, state, info)
+            self._secret_cache = None
         log.info("logged in profile %s to %s (%s)", name, host_of(profile.url), profile.method)
         return state.identity
 
@@ -291,6 +323,7 @@ class AuthService:
                 return access
             token = self._renew(profile, state) if state.identity else self._fresh_login(profile, state)
             state.access = token
+            self._secret_cache = None
             if state.identity is not None:
                 state.identity = replace(
                     state.identity, expires_at=token.expires_at, refreshes=self._refreshes(profile, state)
@@ -501,7 +534,7 @@ class AuthService:
             expires_at=token.expires_at if token else None,
             refreshes=self._refreshes(profile, state),
             remembered=profile.remember,
-            backend=self.secrets.backend_name if profile.remember else "this process's memory",
+            backend=_backend_label(profile, self),
         )
 
     def _cluster_headers(self, profile: Profile) -> dict[str, str]:
@@ -520,6 +553,8 @@ class AuthService:
             self._states.pop(name, None)
 
     def _secret(self, profile: Profile, kind: str) -> str | None:
+        if profile.read_only:
+            return self._admin_secrets.get((profile.name, kind))
         value = self._volatile.get((profile.name, kind))
         if value is None and profile.remember and profile.name not in self._ephemeral:
             value = self.secrets.get(profile.name, kind)
@@ -536,6 +571,9 @@ class AuthService:
         return value
 
     def _put_secret(self, profile: Profile, kind: str, value: str) -> None:
+        self._secret_cache = None
+        if profile.read_only:
+            return
         if profile.remember and profile.name not in self._ephemeral:
             self.secrets.set(profile.name, kind, value)
             self._volatile.pop((profile.name, kind), None)
@@ -543,6 +581,9 @@ class AuthService:
             self._volatile[(profile.name, kind)] = value
 
     def _del_secret(self, profile: Profile, kind: str) -> None:
+        self._secret_cache = None
+        if profile.read_only:
+            return
         self._volatile.pop((profile.name, kind), None)
         if profile.remember and profile.name not in self._ephemeral:
             self.secrets.delete(profile.name, kind)
@@ -556,11 +597,18 @@ class AuthService:
         return found
 
     def _drop_secrets(self, profile: Profile) -> None:
+        self._secret_cache = None
         for key in [k for k in self._volatile if k[0] == profile.name]:
             del self._volatile[key]
         if profile.name not in self._ephemeral:
             self.secrets.delete_profile(profile.name, profile.secret_kinds())
         self._drop_state(profile.name)
+
+
+def _backend_label(profile: Profile, service: AuthService) -> str:
+    if profile.read_only:
+        return "provided by your administrator"
+    return service.secrets.backend_name if profile.remember else "this process's memory"
 
 
 def _usable(token: Token | None, rejected: Token | None) -> bool:
