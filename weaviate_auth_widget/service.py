@@ -213,6 +213,10 @@ class AuthService:
             "identity": identity.to_json() if identity else None,
         }
 
+    def profile_views(self) -> list[dict[str, Any]]:
+        """``describe`` for every profile: what the panel and the broker's list show."""
+        return [self.describe(p.name) for p in self.list_profiles()]
+
     def has_secret(self, profile: Profile) -> bool:
         return any(self._secret(profile, kind) for kind in (profile.primary_secret, "refresh_token"))
 
