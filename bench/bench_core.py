@@ -62,7 +62,9 @@ def auth_overhead_ratio(url: str, key: str, service: AuthService) -> float:
 def stampede_provider_calls(tmp: Path) -> int:
     with Sandbox.demo(token_lifetime=2, token_delay=0.2) as sandbox:
         creds = sandbox.credentials
-        service = AuthService(directory=tmp / "stampede", secrets=SecretStore("file", directory=tmp / "stampede"))
+        service = AuthService(
+            directory=tmp / "stampede", secrets=SecretStore("file", directory=tmp / "stampede")
+        )
         profile = Profile(name="pw", url=sandbox.weaviate_url, method="password", username=creds.username)
         service.save_profile(profile, {"password": creds.password})
         service.login("pw")

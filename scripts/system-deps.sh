@@ -2,7 +2,8 @@
 # Installs the Debian packages the test suite needs, only when they are missing.
 # gnome-keyring + dbus: the real Secret Service the keyring tests run against.
 set -euo pipefail
-packages=(gnome-keyring dbus dbus-bin)
+# chromium: the real browser the UI tests drive through Playwright (never `playwright install`).
+packages=(gnome-keyring dbus dbus-bin chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -33,7 +33,14 @@ def test_no_secret_in_logs_reprs_errors_or_environment(
     creds = sandbox.credentials
     wrong_key, wrong_password = "wrong-KEY-" + "k" * 16, "wrong-PASSWORD-" + "p" * 12
     module_key = "sk-MODULE-" + "m" * 20
-    secrets = [creds.admin_api_key, creds.password, creds.service_client_secret, wrong_key, wrong_password, module_key]
+    secrets = [
+        creds.admin_api_key,
+        creds.password,
+        creds.service_client_secret,
+        wrong_key,
+        wrong_password,
+        module_key,
+    ]
     caplog.set_level(logging.DEBUG)
     for name in ("", "httpx", "httpcore", "weaviate_auth_widget", "tornado", "keyring"):
         logging.getLogger(name).setLevel(logging.DEBUG)
@@ -47,22 +54,35 @@ def test_no_secret_in_logs_reprs_errors_or_environment(
             service.save_profile(profile, secret)
             identity = service.login(profile.name)
             session = service.session(profile.name)
-            shown.extend([identity, session, session.token_source, session.auth, service._states[profile.name]])
+            shown.extend(
+                [identity, session, session.token_source, session.auth, service._states[profile.name]]
+            )
             session.graphql("{ Get { Article { title } } }")
             session.close()
         except WeaviateAuthError as exc:
             failures.append(exc)
 
     url = sandbox.weaviate_url
-    attempt(Profile(name="key", url=url, headers=("X-OpenAI-Api-Key",)),
-            {"api_key": creds.admin_api_key, "header:X-OpenAI-Api-Key": module_key})
-    attempt(Profile(name="pw", url=url, method="password", username=creds.username), {"password": creds.password})
-    attempt(Profile(name="svc", url=url, method="client_credentials", client_id=creds.service_client_id),
-            {"client_secret": creds.service_client_secret})
+    attempt(
+        Profile(name="key", url=url, headers=("X-OpenAI-Api-Key",)),
+        {"api_key": creds.admin_api_key, "header:X-OpenAI-Api-Key": module_key},
+    )
+    attempt(
+        Profile(name="pw", url=url, method="password", username=creds.username), {"password": creds.password}
+    )
+    attempt(
+        Profile(name="svc", url=url, method="client_credentials", client_id=creds.service_client_id),
+        {"client_secret": creds.service_client_secret},
+    )
     attempt(Profile(name="badkey", url=url), {"api_key": wrong_key})
-    attempt(Profile(name="badpw", url=url, method="password", username=creds.username), {"password": wrong_password})
-    attempt(Profile(name="nopw", url=url, method="password", username="nobody@example.com", remember=False),
-            {"password": wrong_password})
+    attempt(
+        Profile(name="badpw", url=url, method="password", username=creds.username),
+        {"password": wrong_password},
+    )
+    attempt(
+        Profile(name="nopw", url=url, method="password", username="nobody@example.com", remember=False),
+        {"password": wrong_password},
+    )
     assert len(failures) == 3  # the three wrong ones, and only those
 
     refresh = service.secrets.get("pw", "refresh_token")
@@ -83,8 +103,12 @@ def test_no_secret_in_logs_reprs_errors_or_environment(
 
 
 def test_profiles_file_holds_no_secret(tmp_path: Path, sandbox: Sandbox) -> None:
-    service = AuthService(directory=tmp_path, secrets=SecretStore("encrypted-file", directory=tmp_path, key="k" * 32))
-    service.save_profile(Profile(name="key", url=sandbox.weaviate_url), {"api_key": sandbox.credentials.admin_api_key})
+    service = AuthService(
+        directory=tmp_path, secrets=SecretStore("encrypted-file", directory=tmp_path, key="k" * 32)
+    )
+    service.save_profile(
+        Profile(name="key", url=sandbox.weaviate_url), {"api_key": sandbox.credentials.admin_api_key}
+    )
     service.login("key")
     for path in tmp_path.rglob("*"):
         if path.is_file():

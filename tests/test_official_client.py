@@ -67,6 +67,9 @@ def test_oidc_client_keeps_working_over_several_expiries(tmp_path: Path, sandbox
 
 def test_grpc_targets_follow_cloud_naming() -> None:
     assert grpc_target("https://abc.europe-west3.gcp.weaviate.cloud") == (
-        "grpc-abc.europe-west3.gcp.weaviate.cloud", 443, True)
+        "grpc-abc.europe-west3.gcp.weaviate.cloud",
+        443,
+        True,
+    )
     assert grpc_target("https://abc.weaviate.network") == ("abc.grpc.weaviate.network", 443, True)
     assert grpc_target("http://localhost:8080") == ("localhost", 50051, False)

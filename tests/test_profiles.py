@@ -35,8 +35,18 @@ def test_url_normalisation(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "   ", "ftp://x.org", "https://user:pw@x.org", "https://x.org/?a=1", "https://x.org/#f",
-     "https://:8080", "https://x.org:99999", "javascript:alert(1)", "https://" + "a" * 3000],
+    [
+        "",
+        "   ",
+        "ftp://x.org",
+        "https://user:pw@x.org",
+        "https://x.org/?a=1",
+        "https://x.org/#f",
+        "https://:8080",
+        "https://x.org:99999",
+        "javascript:alert(1)",
+        "https://" + "a" * 3000,
+    ],
 )
 def test_bad_urls_are_refused_with_a_clear_error(raw: str) -> None:
     with pytest.raises(InvalidProfile) as err:
@@ -81,7 +91,9 @@ def test_from_json_rejects_unknown_and_missing_fields() -> None:
 def test_store_round_trip_modes_and_delete(tmp_path: Path) -> None:
     store = ProfileStore(tmp_path / "store")
     assert store.list() == []
-    p = Profile(name="prod", url="https://a.weaviate.cloud", scopes=("openid",), headers=("X-Cohere-Api-Key",))
+    p = Profile(
+        name="prod", url="https://a.weaviate.cloud", scopes=("openid",), headers=("X-Cohere-Api-Key",)
+    )
     store.save(p)
     assert store.get("prod") == p
     assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600

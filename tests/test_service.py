@@ -26,7 +26,7 @@ from weaviate_auth_widget.errors import (
 )
 from weaviate_auth_widget.policy import Policy
 from weaviate_auth_widget.profiles import Profile
-from weaviate_auth_widget.sandbox import IdPConfig, IdPUser, Sandbox, WeaviateConfig
+from weaviate_auth_widget.sandbox import IdPUser, Sandbox
 from weaviate_auth_widget.secrets import SecretStore
 from weaviate_auth_widget.service import AuthService
 from weaviate_auth_widget.session import WeaviateSession
@@ -82,7 +82,9 @@ def test_wrong_api_key_names_host_and_fix_and_not_the_key(service: AuthService, 
 def test_read_only_key_write_is_permission_denied_with_server_message(
     service: AuthService, sandbox: Sandbox
 ) -> None:
-    service.save_profile(Profile(name="ro", url=sandbox.weaviate_url), {"api_key": sandbox.credentials.readonly_api_key})
+    service.save_profile(
+        Profile(name="ro", url=sandbox.weaviate_url), {"api_key": sandbox.credentials.readonly_api_key}
+    )
     identity = service.login("ro")
     assert identity.roles == ("viewer",) and not identity.is_admin
     with service.session("ro") as session:
@@ -114,7 +116,9 @@ def test_password_login_keeps_refresh_token_not_password(
 
 def test_not_remembered_password_is_dropped_after_login(service: AuthService, sandbox: Sandbox) -> None:
     creds = sandbox.credentials
-    profile = Profile(name="pw", url=sandbox.weaviate_url, method="password", username=creds.username, remember=False)
+    profile = Profile(
+        name="pw", url=sandbox.weaviate_url, method="password", username=creds.username, remember=False
+    )
     service.save_profile(profile, {"password": creds.password})
     service.login("pw")
     assert service.secrets.get("pw", "password") is None
@@ -124,7 +128,9 @@ def test_not_remembered_password_is_dropped_after_login(service: AuthService, sa
 
 
 def test_wrong_password_is_invalid_credentials(service: AuthService, sandbox: Sandbox) -> None:
-    profile = Profile(name="pw", url=sandbox.weaviate_url, method="password", username=sandbox.credentials.username)
+    profile = Profile(
+        name="pw", url=sandbox.weaviate_url, method="password", username=sandbox.credentials.username
+    )
     service.save_profile(profile, {"password": "not-the-password"})
     with pytest.raises(InvalidCredentials, match="invalid_grant") as err:
         service.login("pw")
@@ -136,8 +142,10 @@ def test_password_on_cluster_without_oidc_says_use_an_api_key(
     service: AuthService, sandbox: Sandbox, weaviate_factory: Any
 ) -> None:
     double = weaviate_factory(apikey_enabled=True, api_keys={"k": "u"})
-    service.save_profile(Profile(name="pw", url=double.url, method="password", username="u"), {"password": "p"})
-    with pytest.raises(WrongMethod, match="does not accept username & password.*Use an API key"):
+    service.save_profile(
+        Profile(name="pw", url=double.url, method="password", username="u"), {"password": "p"}
+    )
+    with pytest.raises(WrongMethod, match=r"does not accept username & password.*Use an API key"):
         service.login("pw")
 
 
@@ -234,12 +242,17 @@ def test_failed_refresh_raises_login_expired_never_a_dead_session(
     session.close()
 
 
-def test_remembered_password_relogs_in_silently_when_no_refresh_token(sandbox_factory: Any, tmp_path: Path) -> None:
+def test_remembered_password_relogs_in_silently_when_no_refresh_token(
+    sandbox_factory: Any, tmp_path: Path
+) -> None:
     demo = Sandbox.demo(token_lifetime=2)
-    users = {u: IdPUser(password=x.password, email=x.email, groups=x.groups, offline_access=False)
-             for u, x in demo.idp.config.users.items()}
-    running = sandbox_factory(dataclasses.replace(demo.idp.config, users=users), demo._first_config,
-                              credentials=demo.credentials)
+    users = {
+        u: IdPUser(password=x.password, email=x.email, groups=x.groups, offline_access=False)
+        for u, x in demo.idp.config.users.items()
+    }
+    running = sandbox_factory(
+        dataclasses.replace(demo.idp.config, users=users), demo._first_config, credentials=demo.credentials
+    )
     creds = running.credentials
     service = make_service(tmp_path)
     profile = Profile(name="pw", url=running.weaviate_url, method="password", username=creds.username)
@@ -350,27 +363,33 @@ def test_dead_and_hung_hosts_fail_fast_naming_host_and_fix(tmp_path: Path) -> No
 def test_unknown_host_is_named(tmp_path: Path) -> None:
     service = make_service(tmp_path, http=HttpSettings(connect_timeout=2))
     service.save_profile(Profile(name="typo", url="https://no-such-host.invalid"), {"api_key": "k"})
-    with pytest.raises(ClusterUnreachable, match="no-such-host.invalid"):
+    with pytest.raises(ClusterUnreachable, match=r"no-such-host\.invalid"):
         service.login("typo")
 
 
 def test_policy_refuses_before_any_network_call(tmp_path: Path, sandbox: Sandbox) -> None:
     service = make_service(tmp_path, policy=Policy(allowed_urls=("https://*.weaviate.cloud",)))
-    with pytest.raises(PolicyRefused, match="does not allow logins to 127.0.0.1"):
+    with pytest.raises(PolicyRefused, match=r"does not allow logins to 127\.0\.0\.1"):
         service.save_profile(Profile(name="x", url=sandbox.weaviate_url), {"api_key": "k"})
     with pytest.raises(InsecureURL, match="clear text"):
-        make_service(tmp_path).save_profile(Profile(name="x", url="http://weaviate.example.org"), {"api_key": "k"})
+        make_service(tmp_path).save_profile(
+            Profile(name="x", url="http://weaviate.example.org"), {"api_key": "k"}
+        )
     assert sandbox.weaviate.requests == []
 
 
 def test_changing_the_url_drops_the_stored_secret(service: AuthService, sandbox: Sandbox) -> None:
-    service.save_profile(Profile(name="p", url=sandbox.weaviate_url), {"api_key": sandbox.credentials.admin_api_key})
+    service.save_profile(
+        Profile(name="p", url=sandbox.weaviate_url), {"api_key": sandbox.credentials.admin_api_key}
+    )
     service.save_profile(Profile(name="p", url="https://attacker.example.org"))
     assert service.secrets.get("p", "api_key") is None
     with pytest.raises(MissingSecret):
         service.login("p")
     # a change that keeps URL and method keeps the secret
-    service.save_profile(Profile(name="q", url=sandbox.weaviate_url), {"api_key": sandbox.credentials.admin_api_key})
+    service.save_profile(
+        Profile(name="q", url=sandbox.weaviate_url), {"api_key": sandbox.credentials.admin_api_key}
+    )
     service.save_profile(Profile(name="q", url=sandbox.weaviate_url, scopes=("openid",)))
     assert service.login("q").username == "admin"
 
@@ -393,7 +412,9 @@ def test_logout_revokes_and_forget_deletes_everything(service: AuthService, sand
 
 def test_discovery_documents_are_cached(service: AuthService, sandbox: Sandbox) -> None:
     creds = sandbox.credentials
-    profile = Profile(name="pw", url=sandbox.weaviate_url, method="password", username=creds.username, remember=False)
+    profile = Profile(
+        name="pw", url=sandbox.weaviate_url, method="password", username=creds.username, remember=False
+    )
     for _ in range(3):
         service.save_profile(profile, {"password": creds.password})
         service.login("pw")
@@ -403,7 +424,9 @@ def test_discovery_documents_are_cached(service: AuthService, sandbox: Sandbox) 
 
 def test_module_keys_travel_as_headers(service: AuthService, sandbox: Sandbox) -> None:
     profile = Profile(name="m", url=sandbox.weaviate_url, headers=("X-OpenAI-Api-Key",))
-    service.save_profile(profile, {"api_key": sandbox.credentials.admin_api_key, "header:X-OpenAI-Api-Key": "sk-1"})
+    service.save_profile(
+        profile, {"api_key": sandbox.credentials.admin_api_key, "header:X-OpenAI-Api-Key": "sk-1"}
+    )
     with service.session("m") as session:
         assert session.auth_headers()["X-OpenAI-Api-Key"] == "sk-1"
     with pytest.raises(Exception, match="Unknown secret"):

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from weaviate_auth_widget.policy import Policy
 from weaviate_auth_widget.errors import InsecureURL, PolicyRefused
+from weaviate_auth_widget.policy import Policy
 from weaviate_auth_widget.tokens import CachingTokenSource, Token, jwt_expiry
 
 SECRET = "tok-SECRET-value-123"

@@ -24,6 +24,8 @@ _EXPORTS = {
     "connect": ".chain",
     "default_service": ".chain",
     "errors": ".errors",
+    "LoginPanel": ".widget",
+    "login_panel": ".widget",
 }
 
 if TYPE_CHECKING:
@@ -40,6 +42,15 @@ if TYPE_CHECKING:
     from .session import WeaviateSession as WeaviateSession
     from .tokens import Token as Token
     from .transport import HttpSettings as HttpSettings
+    from .widget import LoginPanel as LoginPanel
+    from .widget import login_panel as login_panel
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext weaviate_auth_widget`` registers the ``%weaviate_auth`` magic."""
+    from .magic import load_ipython_extension as load
+
+    load(ipython)
 
 
 def __getattr__(name: str) -> Any:

@@ -130,10 +130,10 @@ class AuthService:
         #: profiles the administrator provides: usable, never readable or changeable
         self._admin: dict[str, Profile] = {}
         self._admin_secrets: dict[tuple[str, str], str] = {}
-        for profile, secrets in (admin_profiles or {}).items():
-            profile = profile.with_changes(read_only=True, url=self.policy.check_url(profile.url))
+        for given, admin_secrets in (admin_profiles or {}).items():
+            profile = given.with_changes(read_only=True, url=self.policy.check_url(given.url))
             self._admin[profile.name] = profile
-            for kind, value in secrets.items():
+            for kind, value in admin_secrets.items():
                 self._admin_secrets[(profile.name, kind)] = value
         self._secret_cache: frozenset[str] | None = None
 

@@ -1,0 +1,158 @@
+"""``%weaviate_auth``: the login panel or a stored-secret login, without clicking.
+
+The magic only parses its line and calls the backend; it refuses secrets typed on the
+line (they would be saved in the notebook) and points to the panel instead.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .errors import MissingSecret, ProfileNotFound, WeaviateAuthError
+
+DEFAULT_VARIABLE = "weaviate_session"
+_SECRET_OPTIONS = re.compile(
+    r"(^|\s)(--?)(api[-_]?key|key|password|passwd|pw|secret|client[-_]?secret|token|bearer)\b|"
+    r"\b(api[-_]?key|password|secret|token)\s*=",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class SecretOnLine(WeaviateAuthError):
+    code = "secret_on_line"
+
+
+def refuse_secrets(line: str) -> None:
+    """Raise when the line carries something that looks like a credential."""
+    if _SECRET_OPTIONS.search(line):
+        raise SecretOnLine(
+            "Secrets are not accepted on the %weaviate_auth line: the line is saved with the notebook.",
+            fix="Run %weaviate_auth without arguments and type the secret into the panel's hidden field.",
+        )
+    for word in shlex.split(line, posix=True) if line.strip() else ():
+        if word.startswith("-"):
+            continue
+        if not _NAME.fullmatch(word) or _looks_random(word):
+            raise SecretOnLine(
+                f"{'That' if len(word) > 12 else repr(word)} does not look like a profile name"
+                " (it may be a secret, which must not go on the line).",
+                fix="Use %weaviate_auth --list to see profile names, or open the panel with %weaviate_auth.",
+            )
+
+
+def _looks_random(word: str) -> bool:
+    """Long tokens mixing cases and digits are keys, not names people give profiles."""
+    if len(word) < 24:
+        return False
+    classes = sum(bool(re.search(p, word)) for p in ("[a-z]", "[A-Z]", "[0-9]"))
+    return classes >= 3
+
+
+@magics_class
+class WeaviateAuthMagics(Magics):  # type: ignore[misc]
+    @magic_arguments()
+    @argument("profile", nargs="?", help="saved profile to connect with (no UI when its secret is stored)")
+    @argument("--as", dest="variable", default=DEFAULT_VARIABLE, help="variable to bind the session to")
+    @argument("--list", action="store_true", help="list saved profiles")
+    @argument("--whoami", action="store_true", help="show who the bound session is signed in as")
+    @argument("--logout", metavar="PROFILE", help="log a profile out (revokes its refresh token)")
+    @argument("--forget", metavar="PROFILE", help="delete a profile and every secret kept for it")
+    @line_magic  # type: ignore[misc]
+    def weaviate_auth(self, line: str) -> Any:
+        """Sign in to Weaviate. With no profile, shows the login panel."""
+        try:
+            refuse_secrets(line)
+            args = parse_argstring(self.weaviate_auth, line)
+            return self._run(args)
+        except WeaviateAuthError as exc:
+            print(f"weaviate_auth: {exc}")
+            return None
+
+    @property
+    def _namespace(self) -> dict[str, Any]:
+        assert self.shell is not None
+        return self.shell.user_ns  # type: ignore[no-any-return]
+
+    def _run(self, args: Any) -> Any:
+        from .kernel import get_backend
+
+        if not _IDENTIFIER.fullmatch(args.variable):
+            raise SecretOnLine(f"--as needs a Python variable name, not {args.variable[:40]!r}.")
+        backend = get_backend()
+        if args.list:
+            return _profile_table(backend.profile_views())
+        if args.whoami:
+            session = self._namespace.get(args.variable)
+            if session is None or not hasattr(session, "whoami"):
+                print(f"No session bound to {args.variable}; connect first.")
+                return None
+            return session.whoami()
+        if args.logout:
+            backend.logout(args.logout)
+            print(f"Logged out of {args.logout}.")
+            return None
+        if args.forget:
+            backend.forget(args.forget)
+            print(f"Forgot {args.forget} and its stored secrets.")
+            return None
+        if args.profile:
+            try:
+                identity = backend.login(args.profile)
+            except (MissingSecret, ProfileNotFound):
+                return self._panel(args.variable, profile=args.profile)
+            session = backend.session(args.profile)
+            self._namespace[args.variable] = session
+            print(
+                f"Connected to {identity.url} as {identity.username or 'unknown user'}"
+                f" (Weaviate {identity.server_version}); session in `{args.variable}`."
+            )
+            return None
+        return self._panel(args.variable)
+
+    def _panel(self, variable: str, profile: str | None = None) -> Any:
+        from .widget import LoginPanel
+
+        panel = LoginPanel(profile=profile)
+        panel.on_login(lambda session: self._namespace.__setitem__(variable, session))
+        return panel
+
+
+def _profile_table(views: list[dict[str, Any]]) -> Any:
+    import html
+
+    from IPython.display import HTML
+
+    if not views:
+        return HTML("<i>No saved profiles. Run %weaviate_auth to create one.</i>")
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(v))}</td>"
+            for v in (
+                view["name"],
+                view["url"],
+                view["method"],
+                view.get("username") or "",
+                "yes" if view.get("has_secret") else "no",
+                "yes" if view.get("logged_in") else "no",
+                "administrator" if view.get("read_only") else "you",
+            )
+        )
+        + "</tr>"
+        for view in views
+    )
+    head = "".join(
+        f"<th>{h}</th>" for h in ("profile", "cluster", "method", "user", "secret kept", "logged in", "owner")
+    )
+    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(WeaviateAuthMagics)
