@@ -84,7 +84,7 @@ def _implicit_profile(svc: AuthService) -> str | None:
         return DEFAULT_PROFILE
     except ProfileNotFound:
         pass
-    saved = svc.list_profiles()
+    saved = svc.list_profiles(include_ephemeral=False)
     return saved[0].name if len(saved) == 1 else None
 
 

@@ -99,8 +99,10 @@ class WeaviateAuthMagics(Magics):  # type: ignore[misc]
             print(f"Logged out of {args.logout}.")
             return None
         if args.forget:
-            backend.forget(args.forget)
-            print(f"Forgot {args.forget} and its stored secrets.")
+            if backend.forget(args.forget):
+                print(f"Forgot {args.forget} and its stored secrets.")
+            else:
+                print(f"There is no saved profile named {args.forget!r}.")
             return None
         if args.profile:
             try:

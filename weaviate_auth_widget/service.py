@@ -169,9 +169,11 @@ class AuthService:
             self._client = None
 
     # -- profiles -------------------------------------------------------------
-    def list_profiles(self) -> list[Profile]:
+    def list_profiles(self, *, include_ephemeral: bool = True) -> list[Profile]:
+        """Saved, administrator-provided and (unless told not to) in-memory profiles."""
         stored = {p.name: p for p in self.profiles.list()}
-        stored.update(self._ephemeral)
+        if include_ephemeral:
+            stored.update(self._ephemeral)
         stored.update(self._admin)
         return sorted(stored.values(), key=lambda p: p.name)
 
