@@ -136,6 +136,7 @@ class AuthService:
             for kind, value in admin_secrets.items():
                 self._admin_secrets[(profile.name, kind)] = value
         self._secret_cache: frozenset[str] | None = None
+        self._secret_generation = 0
 
     def __repr__(self) -> str:
         return f"AuthService(mode={self.mode!r}, profiles={len(self._states)} logged in)"
@@ -190,6 +191,7 @@ class AuthService:
         cached = self._secret_cache
         if cached is not None:
             return cached
+        generation = self._secret_generation
         values = set(self._volatile.values()) | set(self._admin_secrets.values())
         for profile in self.list_profiles():
             values.update(v for v in self._all_secrets(profile).values() if v)
@@ -199,8 +201,13 @@ class AuthService:
             if state.refresh_token:
                 values.add(state.refresh_token)
         result = frozenset(v for v in values if len(v) >= 4)
-        self._secret_cache = result
+        if generation == self._secret_generation:  # nothing changed while we looked
+            self._secret_cache = result
         return result
+
+    def _invalidate_secrets(self) -> None:
+        self._secret_generation += 1
+        self._secret_cache = None
 
     def describe(self, name: str) -> dict[str, Any]:
         """A profile as callers may see it: fields, whether a secret is kept, login state."""
@@ -300,7 +307,7 @@ class AuthService:
             )
             state.access = token
             state.identity = self._identity(profile, state, info)
-            self._secret_cache = None
+            self._invalidate_secrets()
         log.info("logged in profile %s to %s (%s)", name, host_of(profile.url), profile.method)
         return state.identity
 
@@ -329,7 +336,7 @@ class AuthService:
                 return access
             token = self._renew(profile, state) if state.identity else self._fresh_login(profile, state)
             state.access = token
-            self._secret_cache = None
+            self._invalidate_secrets()
             if state.identity is not None:
                 state.identity = replace(
                     state.identity, expires_at=token.expires_at, refreshes=self._refreshes(profile, state)
@@ -577,7 +584,7 @@ class AuthService:
         return value
 
     def _put_secret(self, profile: Profile, kind: str, value: str) -> None:
-        self._secret_cache = None
+        self._invalidate_secrets()
         if profile.read_only:
             return
         if profile.remember and profile.name not in self._ephemeral:
@@ -587,7 +594,7 @@ class AuthService:
             self._volatile[(profile.name, kind)] = value
 
     def _del_secret(self, profile: Profile, kind: str) -> None:
-        self._secret_cache = None
+        self._invalidate_secrets()
         if profile.read_only:
             return
         self._volatile.pop((profile.name, kind), None)
@@ -603,7 +610,7 @@ class AuthService:
         return found
 
     def _drop_secrets(self, profile: Profile) -> None:
-        self._secret_cache = None
+        self._invalidate_secrets()
         for key in [k for k in self._volatile if k[0] == profile.name]:
             del self._volatile[key]
         if profile.name not in self._ephemeral:

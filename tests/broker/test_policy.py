@@ -1,0 +1,261 @@
+"""Administrator policy: traits, environment overrides, store settings, admin profiles."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from weaviate_auth_widget.broker.admin import resolve_admin_profiles
+from weaviate_auth_widget.policy import Policy
+
+from .conftest import secret_values
+
+
+@pytest.mark.parametrize("broker_config", [{"allowed_urls": ["https://*.weaviate.cloud"]}])
+def test_refused_url(api: Any, sandbox: Any) -> None:
+    body = {"url": sandbox.weaviate_url, "secrets": {"api_key": sandbox.credentials.admin_api_key}}
+    refused = api("PUT", "profiles/p", json_body=body)
+    assert (refused.code, refused.error_code) == (403, "policy_refused")
+    assert sandbox.credentials.admin_api_key not in refused.text
+    assert api("GET", "profiles").json() == {"profiles": []}
+    allowed = api("PUT", "profiles/c", json_body={"url": "https://abc.weaviate.cloud"})
+    assert allowed.code == 200, allowed.text
+    assert api("GET", "status").json()["policy"]["allowed_urls"] == ["https://*.weaviate.cloud"]
+
+
+def test_insecure_url_refused_except_loopback(api: Any, sandbox: Any) -> None:
+    insecure = api("PUT", "profiles/p", json_body={"url": "http://weaviate.example.com:8080"})
+    assert (insecure.code, insecure.error_code) == (403, "insecure_url")
+    assert api("PUT", "profiles/p", json_body={"url": sandbox.weaviate_url}).code == 200  # http://127.0.0.1
+
+
+@pytest.mark.parametrize("broker_config", [{"require_https": False}])
+def test_require_https_off(api: Any) -> None:
+    assert api("PUT", "profiles/p", json_body={"url": "http://weaviate.internal:8080"}).code == 200
+
+
+@pytest.mark.parametrize("broker_config", [{"allow_remember": False}])
+def test_remember_refused(api: Any, sandbox: Any, store_dir: Path) -> None:
+    key = sandbox.credentials.admin_api_key
+    body: dict[str, Any] = {"url": sandbox.weaviate_url, "secrets": {"api_key": key}}
+    refused = api("PUT", "profiles/p", json_body=body)
+    assert (refused.code, refused.error_code) == (403, "policy_refused")
+    body["remember"] = False
+    kept = api("PUT", "profiles/p", json_body=body)
+    assert kept.code == 200 and kept.json()["has_secret"] is True
+    assert api("POST", "profiles/p/token").json()["token"] == key
+    for file in store_dir.iterdir():
+        assert key not in file.read_text(), file  # in the server's memory only
+
+
+ENV = {
+    "WEAVIATE_AUTH_ALLOWED_URLS": "https://a.example.com, https://*.b.example.com,",
+    "WEAVIATE_AUTH_DEFAULT_URL": "https://a.example.com/",
+    "WEAVIATE_AUTH_REQUIRE_HTTPS": "false",
+    "WEAVIATE_AUTH_ALLOW_REMEMBER": "no",
+    "WEAVIATE_AUTH_STORE_BACKEND": "file",
+    "WEAVIATE_AUTH_CA_BUNDLE": "/etc/ssl/custom.pem",
+}
+
+
+class TestEnvironment:
+    @pytest.fixture
+    def env_dirs(self, tmp_path: Path) -> dict[str, str]:
+        return {
+            "WEAVIATE_AUTH_DIR": str(tmp_path / "env-store"),
+            "WEAVIATE_AUTH_AUDIT_LOG": str(tmp_path / "logs" / "audit.jsonl"),
+        }
+
+    @pytest.fixture
+    def broker_environ(self, env_dirs: dict[str, str]) -> dict[str, str]:
+        return {**ENV, **env_dirs}
+
+    @pytest.mark.parametrize("broker_config", [{"store_backend": None, "store_dir": None}])
+    def test_environment_overrides(
+        self, api: Any, broker: Any, broker_app: Any, env_dirs: dict[str, str]
+    ) -> None:
+        policy = api("GET", "status").json()["policy"]
+        assert policy == {
+            "default_url": "https://a.example.com",
+            "allowed_urls": ["https://a.example.com", "https://*.b.example.com"],
+            "require_https": False,
+            "allow_remember": False,
+        }
+        assert broker.service.policy.ca_bundle == "/etc/ssl/custom.pem"
+        assert broker.service.http.ca_bundle == "/etc/ssl/custom.pem"
+        assert broker_app.store_backend == "file"
+        assert str(broker.audit.path) == env_dirs["WEAVIATE_AUTH_AUDIT_LOG"]
+        saved = api("PUT", "profiles/p", json_body={"url": "https://x.b.example.com", "remember": False})
+        assert saved.code == 200, saved.text
+        assert (Path(env_dirs["WEAVIATE_AUTH_DIR"]) / "profiles.json").exists()
+
+    @pytest.mark.parametrize(
+        "broker_config",
+        [{"allowed_urls": ["https://config.example.com"], "require_https": True, "store_dir": None}],
+    )
+    def test_config_file_beats_environment(self, api: Any) -> None:
+        policy = api("GET", "status").json()["policy"]
+        assert policy["allowed_urls"] == ["https://config.example.com"]
+        assert policy["require_https"] is True
+        assert policy["allow_remember"] is False  # not configured: the environment's
+
+
+@pytest.mark.parametrize(
+    "broker_environ",
+    [{"WEAVIATE_AUTH_REQUIRE_HTTPS": "maybe", "WEAVIATE_AUTH_ALLOW_REMEMBER": "perhaps"}],
+)
+def test_unreadable_booleans_fall_back_to_the_safe_side(api: Any) -> None:
+    policy = api("GET", "status").json()["policy"]
+    assert policy["require_https"] is True
+    assert policy["allow_remember"] is False
+
+
+STORE_KEY = "correct horse battery staple 0123456789"
+
+
+@pytest.mark.parametrize(
+    ("broker_config", "broker_environ"),
+    [({"store_backend": "encrypted-file"}, {"WEAVIATE_AUTH_STORE_KEY": STORE_KEY})],
+)
+def test_store_key_from_environment_is_removed(api: Any, sandbox: Any, store_dir: Path) -> None:
+    assert "WEAVIATE_AUTH_STORE_KEY" not in os.environ
+    assert api("GET", "status").json()["store"] == "encrypted file"
+    key = sandbox.credentials.admin_api_key
+    assert (
+        api("PUT", "profiles/p", json_body={"url": sandbox.weaviate_url, "secrets": {"api_key": key}}).code
+        == 200
+    )
+    assert api("POST", "profiles/p/token").json()["token"] == key
+    for file in store_dir.iterdir():
+        if file.is_file():
+            assert key not in file.read_text(errors="replace")
+
+
+class TestStoreKeyFile:
+    @pytest.fixture
+    def key_file(self, tmp_path: Path) -> Path:
+        path = tmp_path / "store.key"
+        path.write_text(STORE_KEY + "\n")
+        path.chmod(0o600)
+        return path
+
+    @pytest.fixture
+    def broker_config(self, key_file: Path) -> dict[str, Any]:
+        return {"store_backend": "encrypted-file", "store_key_file": str(key_file)}
+
+    def test_store_key_file(self, api: Any, broker: Any) -> None:
+        assert broker.service.secrets.backend_name == "encrypted file"
+        assert api("GET", "status").json()["store"] == "encrypted file"
+
+
+# -- administrator profiles ------------------------------------------------------------------
+def _admin_entries(sandbox: Any, secret_file: Path) -> list[dict[str, Any]]:
+    return [
+        {"name": "team", "url": sandbox.weaviate_url, "method": "api_key", "secret_env": "TEAM_WEAVIATE_KEY"},
+        {
+            "name": "readers",
+            "url": sandbox.weaviate_url,
+            "secret_kind": "api_key",
+            "secret_file": str(secret_file),
+        },
+        {"name": "broken", "url": sandbox.weaviate_url, "secret_env": "NOT_SET_ANYWHERE"},
+        {"name": "elsewhere", "url": "http://insecure.example.com", "secret_env": "TEAM_WEAVIATE_KEY"},
+    ]
+
+
+@pytest.fixture
+def admin_setup(tmp_path: Path, sandbox: Any, request: pytest.FixtureRequest) -> dict[str, Any]:
+    secret_file = tmp_path / "readers.key"
+    secret_file.write_text(sandbox.credentials.readonly_api_key + "\n")
+    entries = _admin_entries(sandbox, secret_file)
+    listing = tmp_path / "admin-profiles.json"
+    listing.write_text(json.dumps(entries))
+    return {"entries": entries, "file": listing}
+
+
+ADMIN_WAYS = ["config", "env"]
+
+
+@pytest.fixture(params=ADMIN_WAYS)
+def admin_way(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def admin_env(admin_way: str, admin_setup: dict[str, Any], sandbox: Any) -> dict[str, str]:
+    env = {"TEAM_WEAVIATE_KEY": sandbox.credentials.admin_api_key}
+    if admin_way == "env":
+        env["WEAVIATE_AUTH_ADMIN_PROFILES"] = str(admin_setup["file"])
+    return env
+
+
+@pytest.mark.usefixtures("admin_way")
+class TestAdminProfiles:
+    @pytest.fixture
+    def broker_environ(self, admin_env: dict[str, str]) -> dict[str, str]:
+        return admin_env
+
+    @pytest.fixture
+    def broker_config(self, admin_way: str, admin_setup: dict[str, Any]) -> dict[str, Any]:
+        return {"admin_profiles": admin_setup["entries"]} if admin_way == "config" else {}
+
+    def test_usable_not_readable_not_changeable(self, api: Any, broker: Any, sandbox: Any) -> None:
+        creds = sandbox.credentials
+        assert "TEAM_WEAVIATE_KEY" not in os.environ  # kernels will not inherit it
+        listed = api("GET", "profiles")
+        views = {p["name"]: p for p in listed.json()["profiles"]}
+        assert set(views) == {"team", "readers"}  # the broken entries were skipped
+        assert all(v["read_only"] and v["has_secret"] for v in views.values())
+        for reply in (listed, api("GET", "profiles/team"), api("GET", "profiles/readers")):
+            assert reply.code == 200
+            for value in secret_values(sandbox):
+                assert value not in reply.text
+
+        assert api("POST", "profiles/team/token", auth="kernel").json()["token"] == creds.admin_api_key
+        login = api("POST", "profiles/readers/login")
+        assert login.code == 200 and login.json()["username"] == creds.readonly_user
+        assert login.json()["backend"] == "provided by your administrator"
+
+        for reply in (
+            api("PUT", "profiles/team", json_body={"url": sandbox.weaviate_url}),
+            api(
+                "PUT",
+                "profiles/team",
+                json_body={"url": sandbox.weaviate_url, "secrets": {"api_key": "mine-1234"}},
+            ),
+            api("DELETE", "profiles/team"),
+        ):
+            assert (reply.code, reply.error_code) == (403, "policy_refused"), reply.text
+        assert api("POST", "profiles/team/logout").code == 204
+        assert api("POST", "profiles/team/token").json()["token"] == creds.admin_api_key
+
+
+def test_resolve_admin_profiles_unit(tmp_path: Path) -> None:
+    env = {"K1": "secret-one-value", "K2": "secret-two-value", "OTHER": "x"}
+    entries = [
+        {"name": "a", "url": "https://a.example.com", "secret_env": "K1"},
+        {
+            "name": "b",
+            "url": "https://b.example.com",
+            "secret_env": "K2",
+            "secret_file": "/nope",
+        },  # both: skipped
+        {
+            "name": "c",
+            "url": "https://c.example.com",
+            "method": "password",
+            "secret_env": "K1",
+        },  # no username
+        {"name": "a", "url": "https://a2.example.com", "secret_env": "K1"},  # duplicate name
+        {"name": "d", "url": "https://d.example.com", "secret_file": str(tmp_path / "missing")},
+        {"name": "e", "url": "https://e.example.com", "secret_kind": "password", "secret_env": "K1"},
+    ]
+    resolved = resolve_admin_profiles(entries, Policy(), environ=env)
+    assert [(p.name, p.read_only, s) for p, s in resolved.items()] == [
+        ("a", True, {"api_key": "secret-one-value"})
+    ]
+    assert env == {"OTHER": "x"}  # every variable named was removed, used or not
