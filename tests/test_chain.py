@@ -28,7 +28,9 @@ def test_explicit_arguments_win_and_are_kept_in_memory_only(service: AuthService
     creds = sandbox.credentials
     with connect(url=sandbox.weaviate_url, api_key=creds.admin_api_key, service=service) as session:
         assert session.whoami()["username"] == "admin"
-    with connect(url=sandbox.weaviate_url, username=creds.username, password=creds.password, service=service) as s:
+    with connect(
+        url=sandbox.weaviate_url, username=creds.username, password=creds.password, service=service
+    ) as s:
         assert s.whoami()["username"] == creds.username
     assert service.profiles.list() == []  # nothing written to disk
     assert not (service.profiles.directory / "secrets.json").exists()

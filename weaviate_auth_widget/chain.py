@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import MissingSecret, ProfileNotFound
 from .profiles import Method, Profile
@@ -53,32 +53,40 @@ def connect(
        else the only saved profile;
     3. ``$WEAVIATE_URL`` + ``$WEAVIATE_API_KEY``.
     """
-    svc = service or default_service()
+    local = service or default_service()  # secrets given here stay in this process
     module_keys = dict(headers or {})
     if url is not None:
         if api_key is not None:
-            return _adhoc(svc, _EXPLICIT, url, "api_key", {"api_key": api_key}, module_keys)
+            return _adhoc(local, _EXPLICIT, url, "api_key", {"api_key": api_key}, module_keys)
         if username is not None and password is not None:
             return _adhoc(
-                svc, _EXPLICIT, url, "password", {"password": password}, module_keys, username=username
+                local, _EXPLICIT, url, "password", {"password": password}, module_keys, username=username
             )
         raise MissingSecret(
             f"connect(url={url!r}) needs api_key=..., or username=... and password=....",
             fix="Or save a profile with the login panel and pass its name.",
         )
-    name = profile or os.environ.get(PROFILE_ENV) or _implicit_profile(svc)
+    saved = service or _saved_profiles_backend()
+    name = profile or os.environ.get(PROFILE_ENV) or _implicit_profile(saved)
     if name:
-        return svc.session(name)
+        return saved.session(name)
     env_url, env_key = os.environ.get(URL_ENV), os.environ.get(API_KEY_ENV)
     if env_url and env_key:
-        return _adhoc(svc, _FROM_ENV, env_url, "api_key", {"api_key": env_key}, module_keys)
+        return _adhoc(local, _FROM_ENV, env_url, "api_key", {"api_key": env_key}, module_keys)
     raise MissingSecret(
         "No credentials found: no arguments, no saved profile, and no WEAVIATE_URL + WEAVIATE_API_KEY.",
         fix="Log in once with the login panel (tick 'Remember'), or pass url= and api_key=.",
     )
 
 
-def _implicit_profile(svc: AuthService) -> str | None:
+def _saved_profiles_backend() -> Any:
+    """Saved profiles live with the broker when the kernel has one, else in-process."""
+    from .kernel import get_backend
+
+    return get_backend()
+
+
+def _implicit_profile(svc: Any) -> str | None:
     try:
         svc.get_profile(DEFAULT_PROFILE)
         return DEFAULT_PROFILE

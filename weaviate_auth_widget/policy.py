@@ -68,6 +68,7 @@ class Policy:
             "allowed_urls": list(self.allowed_urls),
             "require_https": self.require_https,
             "allow_remember": self.allow_remember,
+            "ca_bundle": self.ca_bundle,
         }
 
     @classmethod

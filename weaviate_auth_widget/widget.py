@@ -46,13 +46,17 @@ _CSS = """
 .waw-card td { padding: 1px 12px 1px 0; vertical-align: top; }
 .waw-card td:first-child { color: #546e7a; white-space: nowrap; }
 .waw-warn { color: #8a5300; font-weight: 600; }
-.waw-mode { color: #607d8b; font-size: 12px; }
+.waw-mode { color: #607d8b; font-size: 12px; display: inline-block; line-height: 1.4; }
+.waw-panel .widget-toggle-buttons { display: flex; align-items: center; margin: var(--jp-widgets-margin, 2px); }
+.waw-panel .widget-toggle-buttons > .widget-label { flex: 0 0 auto; text-align: right;
+  margin-right: calc(var(--jp-widgets-inline-margin, 4px) * 2); }
 </style>
 """
 
 
 def _label(text: str) -> dict[str, Any]:
-    return {"description": text, "style": {"description_width": "110px"}, "layout": w.Layout(width="100%")}
+    # width auto, not 100%: the widget's own margin would push a 100% field past the panel's edge
+    return {"description": text, "style": {"description_width": "110px"}, "layout": w.Layout(width="auto")}
 
 
 class LoginPanel(w.VBox):  # type: ignore[misc]

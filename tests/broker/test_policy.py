@@ -84,6 +84,7 @@ class TestEnvironment:
             "allowed_urls": ["https://a.example.com", "https://*.b.example.com"],
             "require_https": False,
             "allow_remember": False,
+            "ca_bundle": "/etc/ssl/custom.pem",
         }
         assert broker.service.policy.ca_bundle == "/etc/ssl/custom.pem"
         assert broker.service.http.ca_bundle == "/etc/ssl/custom.pem"

@@ -163,6 +163,7 @@ def test_status(api: Any, broker: Any, jp_serverapp: Any) -> None:
         "allowed_urls": [],
         "require_https": True,
         "allow_remember": True,
+        "ca_bundle": None,
     }
     assert status["owner"] is None
     assert status["user"]  # the (anonymous) Jupyter user
