@@ -54,6 +54,11 @@ _CSS = """
 """
 
 
+def _aligned() -> Any:
+    """Checkboxes line up with the fields, past the 110px label column."""
+    return w.Layout(margin="2px 0 2px 114px")
+
+
 def _label(text: str) -> dict[str, Any]:
     # width auto, not 100%: the widget's own margin would push a 100% field past the panel's edge
     return {"description": text, "style": {"description_width": "110px"}, "layout": w.Layout(width="auto")}
@@ -98,14 +103,18 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             description="Sign in with",
             style={"description_width": "110px", "button_width": "170px"},
         )
-        self.advanced = w.Checkbox(value=False, description="Advanced: client credentials", indent=False)
+        self.advanced = w.Checkbox(
+            value=False, description="Advanced: client credentials", indent=False, layout=_aligned()
+        )
         self.api_key = w.Password(placeholder="paste your API key", **_label("API key"))
         self.username = w.Text(placeholder="you@example.org", **_label("Username"))
         self.password = w.Password(**_label("Password"))
         self.client_id = w.Text(**_label("Client id"))
         self.client_secret = w.Password(**_label("Client secret"))
         self.module_keys = {header: w.Password(**_label(name)) for name, header in MODULE_KEYS}
-        self.remember = w.Checkbox(value=True, description="Remember on this host", indent=False)
+        self.remember = w.Checkbox(
+            value=True, description="Remember on this host", indent=False, layout=_aligned()
+        )
         self.connect_button = w.Button(description="Connect", button_style="primary", icon="plug")
         self.logout_button = w.Button(description="Log out", icon="sign-out", layout=w.Layout(display="none"))
         self.forget_button = w.Button(
@@ -329,7 +338,8 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             else ("unknown" if not identity.identity_known else "none")
         )
         if identity.is_admin:
-            roles += ' <span class="waw-warn">⚠ this key can write and delete</span>'
+            what = "key" if identity.method == "api_key" else "login"
+            roles += f' <span class="waw-warn">⚠ this {what} can write and delete</span>'
         if identity.expires_at is None:
             expiry = "does not expire"
         else:
