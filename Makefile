@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint system-deps sandbox clean
+.PHONY: run test bench lint system-deps hub-deps sandbox clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash scripts/system-deps.sh
 
-test: $(STAMP) system-deps
+hub-deps: $(STAMP)
+	bash scripts/hub-deps.sh $(VENV)
+
+test: $(STAMP) system-deps hub-deps
 	$(PY) -m ruff check weaviate_auth_widget tests bench
 	$(PY) -m mypy
 	$(PY) -m pytest -p no:cacheprovider -ra

@@ -91,3 +91,28 @@ def test_policy_allowed_urls_and_https() -> None:
     assert Policy().check_url("http://127.0.0.1:8080")
     with pytest.raises(PolicyRefused, match="remember"):
         Policy(allow_remember=False).check_remember(True)
+
+
+@pytest.mark.parametrize(
+    ("url", "pattern", "allowed"),
+    [
+        ("https://abc.weaviate.cloud", "https://*.weaviate.cloud", True),
+        ("https://evil.example.net/x.weaviate.cloud", "https://*.weaviate.cloud", False),
+        ("https://evil.example.net/x.corp.example", "*://*.corp.example", False),
+        ("https://a.corp.example:8443", "https://*.corp.example", False),
+        ("https://a.corp.example:8443", "https://*.corp.example:*", True),
+        ("https://a.corp.example:8443", "https://*.corp.example:8443", True),
+        ("http://a.corp.example", "https://*.corp.example", False),
+        ("http://a.corp.example", "*://*.corp.example", True),
+        ("https://gw.example.org/weaviate", "https://gw.example.org/weaviate", True),
+        ("https://gw.example.org/weaviate/x", "https://gw.example.org/weaviate/", True),
+        ("https://gw.example.org/weaviatex", "https://gw.example.org/weaviate", False),
+        ("https://gw.example.org/other", "https://gw.example.org/weaviate", False),
+        ("https://x.weaviate.cloud", "x.weaviate.cloud", True),
+        ("http://[::1]:8080", "http://[::1]:*", True),
+    ],
+)
+def test_allowed_url_patterns_never_reach_past_the_host(url: str, pattern: str, allowed: bool) -> None:
+    from weaviate_auth_widget.policy import url_matches
+
+    assert url_matches(url, pattern) is allowed

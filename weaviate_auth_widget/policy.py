@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import InsecureURL, PolicyRefused
 from .urls import host_of, is_loopback, normalize_url
@@ -26,7 +26,6 @@ class Policy:
     require_https: bool = True
     allow_remember: bool = True
     ca_bundle: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.default_url:
@@ -38,10 +37,7 @@ class Policy:
     def check_url(self, url: str) -> str:
         """Normalise ``url`` and raise unless credentials may be sent to it."""
         url = normalize_url(url)
-        if self.allowed_urls and not any(
-            fnmatch.fnmatchcase(url, pattern) or fnmatch.fnmatchcase(url + "/", pattern)
-            for pattern in self.allowed_urls
-        ):
+        if self.allowed_urls and not any(url_matches(url, pattern) for pattern in self.allowed_urls):
             raise PolicyRefused(
                 f"Your administrator does not allow logins to {host_of(url)}.",
                 host=host_of(url),
@@ -71,6 +67,47 @@ class Policy:
             "ca_bundle": self.ca_bundle,
         }
 
-    @classmethod
-    def permissive(cls, allowed: Sequence[str] = ()) -> Policy:
-        return cls(allowed_urls=tuple(allowed))
+
+def url_matches(url: str, pattern: str) -> bool:
+    """Does the normalised ``url`` match ``pattern`` (``scheme://host[:port][/path]``)?
+
+    Scheme, host, port and path are matched separately, so a wildcard can never reach
+    from the host into the path (``https://*.corp.example`` does not admit
+    ``https://evil.example/x.corp.example``). ``*`` in the host matches within the host
+    name only; no port means the scheme's default; ``:*`` any port; a path is a prefix
+    at a segment boundary; no path admits any path on that origin. No scheme means https.
+    """
+    scheme_pat, sep, rest = pattern.partition("://")
+    if not sep:
+        scheme_pat, rest = "https", pattern
+    hostport_pat, slash, path_pat = rest.partition("/")
+    host_pat, port_pat = _split_port(hostport_pat)
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        return False
+    if not fnmatch.fnmatchcase(scheme, scheme_pat.lower()):
+        return False
+    if not fnmatch.fnmatchcase(host, host_pat.lower().strip("[]")):
+        return False
+    if port_pat is None:
+        if port != (443 if scheme == "https" else 80):
+            return False
+    elif port_pat != "*" and port_pat != str(port):
+        return False
+    path_pat = path_pat.rstrip("/")
+    if slash and path_pat:
+        path = parts.path.rstrip("/")
+        return path == "/" + path_pat or path.startswith("/" + path_pat + "/")
+    return True
+
+
+def _split_port(hostport: str) -> tuple[str, str | None]:
+    if hostport.startswith("["):  # [ipv6]:port
+        host, _, after = hostport.partition("]")
+        return host + "]", after[1:] if after.startswith(":") else None
+    host, sep, port = hostport.rpartition(":")
+    return (host, port) if sep else (hostport, None)

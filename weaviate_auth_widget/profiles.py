@@ -165,7 +165,7 @@ class ProfileStore:
     def __init__(self, directory: Path, *, lock_timeout: float = 10.0) -> None:
         self.directory = Path(directory)
         self.path = self.directory / "profiles.json"
-        self._lock = FileLock(str(self.directory / ".profiles.lock"), timeout=lock_timeout)
+        self._lock = FileLock(str(self.directory / ".profiles.lock"), timeout=lock_timeout, mode=0o600)
         self._cache: tuple[tuple[int, int, int], dict[str, Profile]] | None = None
 
     def __repr__(self) -> str:

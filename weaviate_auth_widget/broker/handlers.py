@@ -260,6 +260,11 @@ class BrokerHandler(APIHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        prepared = self._prepared_future
+        if prepared is not None and not prepared.done():
+            # Refused in prepare(): the streamed body was never read, so tornado closes
+            # the connection. Say so, or a proxy reusing it fails the next request.
+            self.set_header("Connection", "close")
         if isinstance(exc, WeaviateAuthError):
             error = exc.to_dict()
         else:
