@@ -38,7 +38,6 @@ MODULE_KEYS: tuple[tuple[str, str], ...] = (
 )
 _CSS = """
 <style>
-.waw-panel { max-width: 560px; }
 .waw-card { border: 1px solid #cfd8dc; border-radius: 6px; padding: 10px 14px; margin-top: 6px;
   font-size: 13px; line-height: 1.5; background: #f7fbf8; }
 .waw-card.waw-error { background: #fff5f5; border-color: #f1b0b7; color: #7a1c25; }
@@ -55,8 +54,8 @@ _CSS = """
 
 
 def _aligned() -> Any:
-    """Checkboxes line up with the fields, past the 110px label column."""
-    return w.Layout(margin="2px 0 2px 114px")
+    """Rows without a label line up with the fields, past the 110px label column."""
+    return w.Layout(margin="2px 0 2px 120px")
 
 
 def _label(text: str) -> dict[str, Any]:
@@ -124,10 +123,12 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self.mode = w.HTML(f'<span class="waw-mode">{html.escape(_describe_mode(backend, status))}</span>')
 
         self._fields = w.VBox()
-        modules = w.Accordion(children=[w.VBox(list(self.module_keys.values()))], selected_index=None)
+        modules = w.Accordion(
+            children=[w.VBox(list(self.module_keys.values()))], selected_index=None, layout=_aligned()
+        )
         modules.set_title(0, "Module keys (optional)")
         self._modules = modules
-        buttons = w.HBox([self.connect_button, self.logout_button, self.forget_button])
+        buttons = w.HBox([self.connect_button, self.logout_button, self.forget_button], layout=_aligned())
         super().__init__(
             [
                 w.HTML(_CSS + "<b>Sign in to Weaviate</b>"),
@@ -160,6 +161,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             warnings.simplefilter("ignore", DeprecationWarning)
             for field in (self.api_key, self.password, self.client_secret):
                 field.on_submit(lambda _: self.connect())
+        self._placeholders = {f: f.placeholder for f in (self.api_key, self.password, self.client_secret)}
         self.refresh_profiles(select=profile)
         self._show_fields()
 
@@ -307,7 +309,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self.forget_button.layout.display = None if view and not read_only else "none"
         hint = "a secret is kept — leave the field empty to use it" if view and view.get("has_secret") else ""
         for field in (self.api_key, self.password, self.client_secret):
-            field.placeholder = hint or field.placeholder
+            field.placeholder = hint or self._placeholders[field]
         self._show_fields()
 
     def _on_advanced(self, change: Any) -> None:
