@@ -38,7 +38,12 @@ else
   export WEAVIATE_AUTH_DEFAULT_URL="$WEAVIATE_URL"
 fi
 
-"$PY" -m jupyter lab --ip=127.0.0.1 --no-browser \
-  --ServerApp.root_dir="$PWD/notebooks" --LabApp.default_url=/lab/tree/quickstart.ipynb &
+# A scratch copy of the notebooks, so working in them leaves the repository clean.
+mkdir -p .run/notebooks
+cp -n notebooks/*.ipynb .run/notebooks/ 2>/dev/null || true
+extra=()
+[ "$(id -u)" -eq 0 ] && extra+=(--allow-root)
+"$PY" -m jupyter lab --ip=127.0.0.1 --no-browser "${extra[@]}" \
+  --ServerApp.root_dir="$PWD/.run/notebooks" --LabApp.default_url=/lab/tree/quickstart.ipynb &
 pids+=($!)
 wait -n "${pids[@]}"
