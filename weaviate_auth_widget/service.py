@@ -371,28 +371,22 @@ class AuthService:
         """A ready ``WeaviateSession`` for ``name`` (logs in first if needed)."""
         from .session import WeaviateSession
 
-        identity = self.identity(name) or self.login(name)
-        return WeaviateSession(
-            identity.url,
-            self.token_source(name),
-            headers=self.module_headers(name),
-            identity=identity,
-            http=self.http,
-            **kwargs,
-        )
+        return WeaviateSession(**self._session_args(name), **kwargs)
 
     def async_session(self, name: str, **kwargs: Any) -> AsyncWeaviateSession:
         from .session import AsyncWeaviateSession
 
+        return AsyncWeaviateSession(**self._session_args(name), **kwargs)
+
+    def _session_args(self, name: str) -> dict[str, Any]:
         identity = self.identity(name) or self.login(name)
-        return AsyncWeaviateSession(
-            identity.url,
-            self.token_source(name),
-            headers=self.module_headers(name),
-            identity=identity,
-            http=self.http,
-            **kwargs,
-        )
+        return {
+            "url": identity.url,
+            "token_source": self.token_source(name),
+            "headers": self.module_headers(name),
+            "identity": identity,
+            "http": self.http,
+        }
 
     def token_source(self, name: str) -> CachingTokenSource:
         return CachingTokenSource(lambda rejected: self.token(name, rejected=rejected))

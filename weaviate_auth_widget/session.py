@@ -87,6 +87,30 @@ class _SessionMixin:
     _method: str
     _weaviate_auth: WeaviateAuth
 
+    def _bind(
+        self,
+        url: str,
+        token_source: TokenSource,
+        headers: Mapping[str, str] | None,
+        identity: Identity | None,
+        http: HttpSettings | None,
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Set the session's own attributes; return the httpx client arguments."""
+        self.url = normalize_url(url)
+        self.identity = identity
+        self._method = identity.method if identity else "api_key"
+        self.token_source = token_source
+        self._weaviate_auth = WeaviateAuth(token_source, self.url, headers)
+        settings = http or HttpSettings()
+        return {
+            **settings.client_kwargs(),
+            "base_url": self.url,
+            "auth": self._weaviate_auth,
+            "follow_redirects": False,
+            **kwargs,
+        }
+
     def auth_headers(self) -> dict[str, str]:
         """Headers besides Authorization that this session adds (module keys: secret)."""
         return self._weaviate_auth.extra_headers()
@@ -145,19 +169,6 @@ class _SessionMixin:
         return {}
 
 
-def _session_kwargs(
-    url: str,
-    source: TokenSource,
-    headers: Mapping[str, str] | None,
-    http: HttpSettings | None,
-    kwargs: dict[str, Any],
-) -> tuple[WeaviateAuth, dict[str, Any]]:
-    settings = http or HttpSettings()
-    auth = WeaviateAuth(source, url, headers)
-    merged = {**settings.client_kwargs(), "base_url": url, "auth": auth, "follow_redirects": False, **kwargs}
-    return auth, merged
-
-
 class WeaviateSession(_SessionMixin, httpx.Client):
     """A sync httpx client bound to one cluster and one login.
 
@@ -176,13 +187,10 @@ class WeaviateSession(_SessionMixin, httpx.Client):
         http: HttpSettings | None = None,
         **kwargs: Any,
     ) -> None:
-        self.url = normalize_url(url)
-        self.identity = identity
-        self._method = identity.method if identity else "api_key"
-        self.token_source = token_source
-        auth, merged = _session_kwargs(self.url, token_source, headers, http, kwargs)
-        self._weaviate_auth = auth
-        merged.setdefault("event_hooks", {}).setdefault("request", []).append(auth.strip_foreign)
+        merged = self._bind(url, token_source, headers, identity, http, kwargs)
+        merged.setdefault("event_hooks", {}).setdefault("request", []).append(
+            self._weaviate_auth.strip_foreign
+        )
         super().__init__(**merged)
 
     def __repr__(self) -> str:
@@ -235,12 +243,8 @@ class AsyncWeaviateSession(_SessionMixin, httpx.AsyncClient):
         http: HttpSettings | None = None,
         **kwargs: Any,
     ) -> None:
-        self.url = normalize_url(url)
-        self.identity = identity
-        self._method = identity.method if identity else "api_key"
-        self.token_source = token_source
-        auth, merged = _session_kwargs(self.url, token_source, headers, http, kwargs)
-        self._weaviate_auth = auth
+        merged = self._bind(url, token_source, headers, identity, http, kwargs)
+        auth = self._weaviate_auth
 
         async def strip(request: httpx.Request) -> None:
             auth.strip_foreign(request)
