@@ -31,14 +31,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from weaviate_auth_widget.kernel import BROKER_HEADER, BrokerClient, read_broker_file
+from weaviate_auth_widget.sandbox import sandbox_process
 
 TOKEN_CALLS = 2000
 CONCURRENCY = 16
@@ -140,20 +139,6 @@ class Server:
                 self.proc.wait(5)
         self.http.close()
         self.log.close()
-
-
-@contextmanager
-def sandbox_process() -> Iterator[dict[str, Any]]:
-    """The sandbox in its own process, so it shares no GIL with the client or the servers."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "weaviate_auth_widget.sandbox", "--json"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        yield json.loads(proc.stdout.readline())
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _profiles(weaviate_url: str, creds: dict[str, str]) -> dict[str, dict[str, Any]]:

@@ -8,22 +8,16 @@ stampede_provider_calls  token-endpoint calls when 200 threads ask for a token t
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from weaviate_auth_widget.profiles import Profile
-from weaviate_auth_widget.sandbox import Sandbox
+from weaviate_auth_widget.sandbox import Sandbox, sandbox_process
 from weaviate_auth_widget.secrets import SecretStore
 from weaviate_auth_widget.service import AuthService
 
@@ -83,20 +77,6 @@ def stampede_provider_calls(tmp: Path) -> int:
             t.join()
         service.close()
         return int(sandbox.idp_stats()["token_total"])
-
-
-@contextmanager
-def sandbox_process() -> Iterator[dict[str, Any]]:
-    """The sandbox in its own process, so the server does not share our GIL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "weaviate_auth_widget.sandbox", "--json"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        yield json.loads(proc.stdout.readline())
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def main() -> None:

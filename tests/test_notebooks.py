@@ -37,7 +37,9 @@ def test_notebook_runs_against_the_sandbox(
     monkeypatch.delenv("WEAVIATE_AUTH_BROKER_FILE", raising=False)
 
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     outputs = json.dumps([cell.get("outputs", []) for cell in nb.cells])
     assert "Traceback" not in outputs and '"output_type": "error"' not in outputs

@@ -8,7 +8,7 @@ extra (``joserfc``) for signing tokens.
 from __future__ import annotations
 
 from .idp import IdentityProvider, IdPClient, IdPConfig, IdPUser
-from .runner import DemoCredentials, Sandbox
+from .runner import DemoCredentials, Sandbox, sandbox_process
 from .weaviate import Principal, RecordedRequest, WeaviateConfig, WeaviateDouble
 
 __all__ = [
@@ -22,4 +22,5 @@ __all__ = [
     "Sandbox",
     "WeaviateConfig",
     "WeaviateDouble",
+    "sandbox_process",
 ]

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import secrets
+import subprocess
+import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
@@ -298,3 +302,20 @@ class Sandbox:
 async def _stop_server(server: HTTPServer) -> None:
     server.stop()
     await server.close_all_connections()
+
+
+@contextmanager
+def sandbox_process(*args: str) -> Iterator[dict[str, Any]]:
+    """``python -m weaviate_auth_widget.sandbox --json`` in its own process (no shared GIL
+    with the caller: what benchmarks want); yields its ``describe()``."""
+    proc = subprocess.Popen(  # noqa: S603 - our own module, arguments from the caller's code
+        [sys.executable, "-m", "weaviate_auth_widget.sandbox", "--json", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        yield json.loads(proc.stdout.readline())
+    finally:
+        proc.terminate()
+        proc.wait(10)
