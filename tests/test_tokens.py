@@ -116,3 +116,8 @@ def test_allowed_url_patterns_never_reach_past_the_host(url: str, pattern: str, 
     from weaviate_auth_widget.policy import url_matches
 
     assert url_matches(url, pattern) is allowed
+
+
+def test_tokens_compare_by_value_even_when_not_ascii() -> None:
+    assert Token("clé-ünïcode") == Token("clé-ünïcode")
+    assert Token("clé-ünïcode") != Token("cle-unicode")

@@ -51,7 +51,9 @@ class Token:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Token) and hmac.compare_digest(other._value, self._value)
+        return isinstance(other, Token) and hmac.compare_digest(
+            other._value.encode("utf-8"), self._value.encode("utf-8")
+        )
 
     def __hash__(self) -> int:
         return hash(self._value)
