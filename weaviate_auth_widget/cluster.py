@@ -18,7 +18,6 @@ from .errors import (
     LoginExpired,
     PermissionDenied,
     UnexpectedResponse,
-    WeaviateAuthError,
     WrongMethod,
 )
 from .transport import unreachable
@@ -167,4 +166,4 @@ def _json_dict(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-__all__ = ["ServerInfo", "WeaviateAuthError", "cluster_headers", "is_admin", "probe", "raise_for_auth"]
+__all__ = ["ServerInfo", "cluster_headers", "error_message", "is_admin", "probe", "raise_for_auth"]

@@ -15,10 +15,10 @@ from .urls import host_of, is_loopback, normalize_url
 class Policy:
     """What the administrator allows. The default policy allows any https cluster.
 
-    ``allowed_urls`` are shell-style patterns matched against the normalised URL
-    (``https://*.weaviate.cloud``); an empty list allows every URL.
-    ``require_https`` refuses ``http://`` except to loopback hosts; turning it off
-    (``allow_insecure``) is for trusted private networks only.
+    ``allowed_urls`` are ``scheme://host[:port][/path]`` patterns (``https://*.weaviate.cloud``),
+    matched part by part by :func:`url_matches`; an empty list allows every URL.
+    ``require_https`` refuses ``http://`` except to loopback hosts; turn it off only for
+    trusted private networks.
     """
 
     default_url: str | None = None

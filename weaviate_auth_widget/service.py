@@ -23,7 +23,6 @@ from .errors import (
     MissingSecret,
     PolicyRefused,
     ProfileNotFound,
-    WeaviateAuthError,
     WrongMethod,
 )
 from .paths import store_dir
@@ -641,4 +640,4 @@ def _validate_secrets(profile: Profile, secrets: Mapping[str, str]) -> None:
             )
 
 
-__all__ = ["AuthService", "Identity", "WeaviateAuthError"]
+__all__ = ["AuthService", "Identity"]

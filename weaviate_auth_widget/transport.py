@@ -54,9 +54,6 @@ class HttpSettings:
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(**{**self.client_kwargs(), **kwargs})
 
-    def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
-        return httpx.AsyncClient(**{**self.client_kwargs(), **kwargs})
-
 
 @functools.lru_cache(maxsize=8)
 def _ssl_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:

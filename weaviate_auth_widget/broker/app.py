@@ -89,8 +89,8 @@ class WeaviateAuthApp(ExtensionApp):
     allowed_urls = List(
         Unicode(),
         config=True,
-        help="Shell-style patterns of the cluster URLs credentials may go to "
-        "(e.g. 'https://*.weaviate.cloud'); empty allows any. "
+        help="Patterns 'scheme://host[:port][/path]' of the cluster URLs credentials may go to "
+        "(e.g. 'https://*.weaviate.cloud'; '*' matches within the host only); empty allows any. "
         f"Env: {ENV_ALLOWED_URLS} (comma-separated).",
     )
     require_https = Bool(
