@@ -16,7 +16,7 @@ from weaviate_auth_widget.profiles import Profile
 from weaviate_auth_widget.sandbox import Sandbox
 from weaviate_auth_widget.secrets import SecretStore
 from weaviate_auth_widget.service import AuthService
-from weaviate_auth_widget.widget import LoginPanel
+from weaviate_auth_widget.widget import NEW_PROFILE, LoginPanel
 
 
 @pytest.fixture
@@ -148,3 +148,105 @@ def test_admin_profile_is_usable_but_locked(tmp_path: Path, sandbox: Sandbox) ->
     assert panel.url.disabled and panel.forget_button.layout.display == "none"
     assert panel.connect() is not None
     assert "viewer" in panel.status.value and "administrator" in panel.status.value
+
+
+KEPT_HINT = "a secret is kept"
+
+
+def test_an_unknown_profile_name_is_named_and_offered_as_a_new_profile(
+    service: AuthService, sandbox: Sandbox
+) -> None:
+    service.save_profile(Profile(name="prod", url=sandbox.weaviate_url), {"api_key": "k-123456"})
+    panel = LoginPanel(service, profile="sandbox")
+    assert panel.profiles.value == NEW_PROFILE and panel.name.value == "sandbox"
+    assert "No profile &#x27;sandbox&#x27;; saved: prod." in panel.status.value
+    panel.url.value = sandbox.weaviate_url
+    panel.api_key.value = sandbox.credentials.admin_api_key
+    assert panel.connect() is not None
+    assert panel.profiles.value == "sandbox" and service.get_profile("sandbox").url == sandbox.weaviate_url
+
+
+def test_the_kept_secret_hint_follows_the_method_and_a_method_change_asks_first(
+    service: AuthService, sandbox: Sandbox
+) -> None:
+    creds = sandbox.credentials
+    service.save_profile(Profile(name="k", url=sandbox.weaviate_url), {"api_key": creds.admin_api_key})
+    assert service.describe("k")["kept_secrets"] == ["api_key"]
+    panel = LoginPanel(service, profile="k")
+    assert panel.api_key.placeholder.startswith(KEPT_HINT)
+    panel.method.value = "password"
+    assert not panel.password.placeholder.startswith(KEPT_HINT)  # the API key is no password
+    panel.username.value = creds.username
+    panel.password.value = creds.password
+    assert panel.connect() is None  # asks instead of rewriting the profile
+    assert panel.password.value == "" and panel.confirm_box.layout.display is None
+    assert "API key" in panel.confirm_text.value and "username &amp; password" in panel.confirm_text.value
+    assert service.get_profile("k").method == "api_key" and service.secrets.get("k", "api_key")
+    assert creds.password not in all_widget_state(panel) and creds.password not in repr(panel._held)
+
+    panel.confirm(None)  # cancel: nothing changed, the typed password is dropped
+    assert panel._held is None and service.get_profile("k").method == "api_key"
+
+    panel.password.value = creds.password
+    assert panel.connect() is None
+    session = panel.confirm("new")  # the default keeps the old profile as it was
+    assert session is not None and session.whoami()["username"] == creds.username
+    assert service.get_profile("k-password").method == "password"
+    assert service.get_profile("k").method == "api_key" and service.secrets.get("k", "api_key")
+    assert panel.profiles.value == "k-password"
+    assert panel.password.placeholder.startswith(KEPT_HINT)  # its refresh token is kept
+
+    panel.profiles.value = "k"
+    panel.method.value = "password"
+    panel.username.value = creds.username
+    panel.password.value = creds.password
+    assert panel.connect() is None
+    assert panel.confirm("replace") is not None  # explicitly: "k" becomes a password profile
+    assert service.get_profile("k").method == "password" and service.secrets.get("k", "api_key") is None
+
+
+def test_a_url_change_of_a_saved_profile_asks_first(service: AuthService, sandbox: Sandbox) -> None:
+    service.save_profile(
+        Profile(name="k", url=sandbox.weaviate_url), {"api_key": sandbox.credentials.admin_api_key}
+    )
+    panel = LoginPanel(service, profile="k")
+    panel.url.value = "http://127.0.0.1:9"
+    assert not panel.api_key.placeholder.startswith(KEPT_HINT)  # the key stays with its cluster
+    assert panel.connect() is None and "URL" in panel.confirm_text.value
+    assert service.get_profile("k").url == sandbox.weaviate_url
+
+
+def test_logout_ends_sessions_and_updates_every_panel(service: AuthService, sandbox: Sandbox) -> None:
+    from weaviate_auth_widget.errors import LoginExpired
+
+    creds = sandbox.credentials
+    service.save_profile(
+        Profile(name="pw", url=sandbox.weaviate_url, method="password", username=creds.username),
+        {"password": creds.password},
+    )
+    panel = LoginPanel(service, profile="pw")
+    other = LoginPanel(service, profile="pw")
+    session = panel.connect()
+    assert session is not None and session.whoami()["username"] == creds.username
+    client_source = service.token_source("pw")  # what the official client hand-off uses
+    client_source.token()
+    assert "Connected" in panel.status.value
+
+    other.logout()
+    for shown in (panel, other):
+        assert "Signed out" in shown.status.value and shown.session is None
+        assert shown.logout_button.layout.display == "none"
+    with pytest.raises(LoginExpired, match=r"You logged out of profile 'pw'.*log in again"):
+        session.meta()
+    with pytest.raises(LoginExpired):
+        client_source.token()
+    with pytest.raises(LoginExpired):
+        service.token("pw")  # no silent login with the kept secrets
+    assert "logged out" in repr(session) and "refreshes automatically" not in repr(session)
+    assert service.describe("pw")["logged_out"] is True
+
+    assert panel.connect() is None  # the refresh token was revoked and dropped: type again
+    panel.password.value = creds.password
+    assert panel.connect() is not None  # an explicit login ends the logout...
+    assert session.whoami()["username"] == creds.username  # ...and old sessions work again
+    assert "logged out" not in repr(session)

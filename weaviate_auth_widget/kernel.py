@@ -44,7 +44,7 @@ from .errors import (
     from_code,
 )
 from .profiles import Profile, validate_name
-from .tokens import CachingTokenSource, Token
+from .tokens import CachingTokenSource, LoginWatch, Token
 from .transport import USER_AGENT, HttpSettings
 from .urls import is_loopback_host
 
@@ -326,6 +326,8 @@ class BrokerClient:
         #: clients of the broker before the last move: closed at the next move (requests
         #: other threads started on them have finished by then) or at close()
         self._retired: list[httpx.Client] = []
+        #: token sources handed out here and listeners (panels), told about each logout
+        self.watch = LoginWatch()
 
     def __repr__(self) -> str:
         return f"BrokerClient(url={self._info.url!r})"
@@ -492,12 +494,16 @@ class BrokerClient:
         return self._grant(name, None)[1]
 
     def logout(self, name: str) -> None:
-        """Revoke the refresh token at the provider; the broker drops its tokens."""
+        """Revoke the refresh token at the provider; the broker drops its tokens and
+        refuses new ones until an explicit login; sessions made here drop theirs."""
         self._request("POST", _profile_path(name, "logout"))
+        self.watch.ended(name)
 
-    def token_source(self, name: str) -> CachingTokenSource:
+    def token_source(self, name: str) -> _BrokerTokenSource:
         validate_name(name)
-        return _BrokerTokenSource(lambda rejected: self.token(name, rejected=rejected))
+        source = _BrokerTokenSource(lambda rejected: self.token(name, rejected=rejected))
+        self.watch.track(name, source)
+        return source
 
     def session(self, name: str, **kwargs: Any) -> WeaviateSession:
         """A ready ``WeaviateSession`` for ``name`` (logs in first if needed)."""
@@ -527,7 +533,7 @@ class BrokerClient:
     def _session_parts(self, name: str) -> tuple[Identity, CachingTokenSource, dict[str, str]]:
         identity = self.identity(name) or self.login(name)
         token, headers = self._grant(name, None)
-        source = _BrokerTokenSource(lambda rejected: self.token(name, rejected=rejected))
+        source = self.token_source(name)
         source.prime(token)
         return identity, source, headers
 

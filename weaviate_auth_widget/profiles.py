@@ -13,7 +13,7 @@ from filelock import FileLock
 
 from .errors import InvalidProfile, ProfileNotFound, StoreUnavailable
 from .paths import ensure_private_dir, write_private_file
-from .urls import normalize_url
+from .urls import host_of, normalize_url
 
 Method = Literal["api_key", "password", "client_credentials", "bearer"]
 METHODS: tuple[Method, ...] = ("api_key", "password", "client_credentials", "bearer")
@@ -239,3 +239,53 @@ class ProfileStore:
 
 
 __all__ = ["METHODS", "METHOD_LABELS", "Method", "Profile", "ProfileStore"]
+
+
+# -- what login forms need to know about a saved profile ------------------------------
+def login_changes(view: Mapping[str, Any], method: str, url: str) -> list[str]:
+    """What a form's ``method`` and ``url`` would change in a saved profile (its
+    ``describe()`` view): ``"method"``, ``"URL"``. Either drops every secret kept for it
+    (``AuthService.save_profile``), so forms ask before doing it."""
+    changes = []
+    if view.get("method") != method:
+        changes.append("method")
+    try:
+        same_url = normalize_url(url) == view.get("url")
+    except InvalidProfile:
+        same_url = False
+    if not same_url:
+        changes.append("URL")
+    return changes
+
+
+def kept_secret_covers(view: Mapping[str, Any] | None, method: str, url: str) -> bool:
+    """Whether a login with ``method`` at ``url`` can use what is kept for the saved
+    profile ``view`` — its method's own secret, or a refresh token for a password login —
+    so the secret field may stay empty."""
+    if not view or login_changes(view, method, url):
+        return False
+    kept = set(view.get("kept_secrets") or ())
+    return PRIMARY_SECRET.get(method) in kept or (method == "password" and "refresh_token" in kept)
+
+
+def default_name(url: str) -> str:
+    """A profile name for a new login to ``url``: the host's first label (or the IP)."""
+    try:
+        host = host_of(normalize_url(url)).split(":")[0]
+    except InvalidProfile:
+        return "default"
+    label = host.split(".")[0] if not host.replace(".", "").isdigit() else host
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)[:64]
+    return cleaned or "default"
+
+
+def free_name(base: str, taken: Iterable[str]) -> str:
+    """``base``, or ``base-2``, ``base-3`` … whichever no saved profile uses."""
+    used = set(taken)
+    if base not in used:
+        return base
+    stem = base[:60]
+    n = 2
+    while f"{stem}-{n}" in used:
+        n += 1
+    return f"{stem}-{n}"

@@ -28,7 +28,7 @@ from .errors import (
 from .paths import store_dir
 from .policy import Policy
 from .profiles import METHOD_LABELS, Profile, ProfileStore
-from .tokens import CachingTokenSource, Token, jwt_expiry
+from .tokens import CachingTokenSource, LoginWatch, Token, jwt_expiry
 from .transport import HttpSettings
 from .urls import host_of
 
@@ -136,6 +136,10 @@ class AuthService:
                 self._admin_secrets[(profile.name, kind)] = value
         self._secret_cache: frozenset[str] | None = None
         self._secret_generation = 0
+        #: profiles logged out: no token until an explicit ``login``
+        self._logged_out: set[str] = set()
+        #: token sources handed out and listeners (panels), told about each logout
+        self.watch = LoginWatch()
 
     def __repr__(self) -> str:
         return f"AuthService(mode={self.mode!r}, profiles={len(self._states)} logged in)"
@@ -182,7 +186,15 @@ class AuthService:
             return self._admin[name]
         if name in self._ephemeral:
             return self._ephemeral[name]
-        return self.profiles.get(name)
+        try:
+            return self.profiles.get(name)
+        except ProfileNotFound:
+            saved = [p.name for p in self.list_profiles()]
+            raise ProfileNotFound(
+                f"No profile {name!r}; saved: {', '.join(saved) if saved else 'none'}.",
+                fix=f"Create it in the login panel (%weaviate_auth {name} opens it with that name),"
+                " or pick a saved one.",
+            ) from None
 
     def secret_values(self) -> frozenset[str]:
         """Every secret this service knows (stored, in memory, tokens): what the
@@ -213,13 +225,20 @@ class AuthService:
         profile = self.get_profile(name)
         state = self._states.get(name)
         identity = state.identity if state else None
+        kept = self.kept_secrets(profile)
         return {
             **profile.to_json(),
             "read_only": profile.read_only,
-            "has_secret": self.has_secret(profile),
+            "has_secret": profile.primary_secret in kept or "refresh_token" in kept,
+            "kept_secrets": kept,
             "logged_in": identity is not None,
+            "logged_out": name in self._logged_out,
             "identity": identity.to_json() if identity else None,
         }
+
+    def kept_secrets(self, profile: Profile) -> list[str]:
+        """Which kinds of login secret are kept for ``profile`` (names, never values)."""
+        return [kind for kind in (*SECRET_KINDS, "refresh_token") if self._secret(profile, kind)]
 
     def profile_views(self) -> list[dict[str, Any]]:
         """``describe`` for every profile: what the panel and the broker's list show."""
@@ -283,6 +302,7 @@ class AuthService:
         if profile.read_only:
             raise PolicyRefused(f"Profile {name!r} is provided by your administrator and cannot be deleted.")
         self.logout(name)
+        self._logged_out.discard(name)  # a profile saved later under this name starts afresh
         self._drop_secrets(profile)
         self._ephemeral.pop(name, None)
         self.profiles.delete(name)
@@ -307,6 +327,7 @@ class AuthService:
             state.access = token
             state.identity = self._identity(profile, state, info)
             self._invalidate_secrets()
+        self._logged_out.discard(name)  # only an explicit login ends a logout
         log.info("logged in profile %s to %s (%s)", name, host_of(profile.url), profile.method)
         return state.identity
 
@@ -322,6 +343,7 @@ class AuthService:
         one, get a new one even though it looks fresh. However many callers ask at
         once, one of them renews and the others receive its result.
         """
+        self._check_not_logged_out(name)
         state = self._state(name)
         access = state.access
         if _usable(access, rejected):
@@ -357,14 +379,28 @@ class AuthService:
         return state.identity if state else None
 
     def logout(self, name: str) -> None:
-        """End the login: revoke the refresh token at the provider, drop tokens held here."""
+        """End the login: revoke the refresh token at the provider, drop tokens held here
+        and in every session made for it; until an explicit ``login``, ``token`` raises
+        ``LoginExpired`` instead of silently logging in again."""
         profile = self.get_profile(name)
+        self._logged_out.add(name)
         state = self._states.pop(name, None)
+        self._invalidate_secrets()
+        self.watch.ended(name)
         refresh = (state.refresh_token if state else None) or self._secret(profile, "refresh_token")
         if refresh and state and state.provider:
             oidc.revoke(self.client, state.provider, refresh, state.client_id, "refresh_token")
         self._del_secret(profile, "refresh_token")
         log.info("logged out profile %s", name)
+
+    def _check_not_logged_out(self, name: str) -> None:
+        if name in self._logged_out:
+            host = host_of(self.get_profile(name).url)
+            raise LoginExpired(
+                f"You logged out of profile {name!r} ({host}); log in again.",
+                host=host,
+                fix=f"Run %weaviate_auth {name}, connect in the login panel, or call login({name!r}).",
+            )
 
     def session(self, name: str, **kwargs: Any) -> WeaviateSession:
         """A ready ``WeaviateSession`` for ``name`` (logs in first if needed)."""
@@ -388,7 +424,8 @@ class AuthService:
         }
 
     def token_source(self, name: str) -> CachingTokenSource:
-        return CachingTokenSource(lambda rejected: self.token(name, rejected=rejected))
+        source = CachingTokenSource(lambda rejected: self.token(name, rejected=rejected))
+        return self.watch.track(name, source)
 
     def status(self) -> dict[str, Any]:
         from . import __version__

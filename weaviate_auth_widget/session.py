@@ -118,7 +118,9 @@ class _SessionMixin:
     def _describe(self) -> str:
         ident = self.identity
         user = ident.username if ident and ident.username else "?"
-        if ident is None or ident.expires_at is None:
+        if getattr(self.token_source, "ended", False):
+            expiry = "logged out: log in again"
+        elif ident is None or ident.expires_at is None:
             expiry = "no expiry"
         else:
             import time

@@ -6,10 +6,14 @@ import asyncio
 import base64
 import hmac
 import json
+import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
 
 #: Refresh this many seconds before expiry so a request never carries a token that
 #: expires in flight (Weaviate gives no grace on ``exp``).
@@ -101,9 +105,12 @@ class CachingTokenSource:
         self._margin = margin
         self._token: Token | None = None
         self._lock = threading.Lock()
+        #: the login this source serves was ended (logout): what sessions show until a
+        #: fetch succeeds again (after an explicit login)
+        self.ended = False
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._token!r})"
+        return f"{type(self).__name__}({'logged out' if self.ended else repr(self._token)})"
 
     def _usable(self, rejected: Token | None) -> Token | None:
         token = self._token
@@ -121,6 +128,7 @@ class CachingTokenSource:
                 return token
             refused = rejected if self._token is not None and self._token == rejected else None
             self._token = token = self._fetch(refused)
+            self.ended = False
             return token
 
     async def atoken(self, *, rejected: Token | None = None) -> Token:
@@ -131,3 +139,54 @@ class CachingTokenSource:
 
     def invalidate(self) -> None:
         self._token = None
+
+    def end(self) -> None:
+        """The login was ended: drop the cached token, so the next request asks (and
+        learns that it must log in again)."""
+        self._token = None
+        self.ended = True
+
+
+class LoginWatch:
+    """Who must hear that a profile's login ended: the token sources handed out for it
+    (sessions and official clients hold them) and listeners such as open login panels.
+
+    Held weakly, so a forgotten session or a closed panel is not kept alive by it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sources: dict[str, weakref.WeakSet[CachingTokenSource]] = {}
+        self._listeners: list[weakref.ReferenceType[Callable[[str], object]]] = []
+
+    def __repr__(self) -> str:
+        return f"LoginWatch(profiles={sorted(self._sources)!r})"
+
+    def track(self, name: str, source: CachingTokenSource) -> CachingTokenSource:
+        """Remember that ``source`` serves profile ``name``; returns it."""
+        with self._lock:
+            self._sources.setdefault(name, weakref.WeakSet()).add(source)
+        return source
+
+    def subscribe(self, callback: Callable[[str], object]) -> None:
+        """Call ``callback(name)`` after each logout (bound methods are held weakly)."""
+        ref: weakref.ReferenceType[Callable[[str], object]]
+        ref = weakref.WeakMethod(callback) if hasattr(callback, "__self__") else weakref.ref(callback)  # type: ignore[arg-type]
+        with self._lock:
+            self._listeners.append(ref)
+
+    def ended(self, name: str) -> None:
+        """Profile ``name`` logged out: every source for it drops its token; listeners hear it."""
+        with self._lock:
+            sources = list(self._sources.get(name, ()))
+            self._listeners = [r for r in self._listeners if r() is not None]
+            listeners = [r() for r in self._listeners]
+        for source in sources:
+            source.end()
+        for listener in listeners:
+            if listener is None:
+                continue
+            try:
+                listener(name)
+            except Exception:  # a broken listener (a panel) must not undo the logout
+                log.exception("a logout listener failed")

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from .errors import WeaviateAuthError
-from .profiles import METHOD_LABELS, Profile
-from .urls import host_of, normalize_url
+from .errors import ProfileNotFound, WeaviateAuthError
+from .profiles import METHOD_LABELS, Profile, default_name, free_name, kept_secret_covers, login_changes
+from .urls import host_of
 
 if TYPE_CHECKING:
     from .service import Identity
@@ -120,6 +120,16 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             description="Forget", icon="trash", button_style="danger", layout=w.Layout(display="none")
         )
         self.status = w.HTML()
+        # asked before a saved profile's method or URL changes (that drops its secrets)
+        self.confirm_text = w.HTML()
+        self.replace_button = w.Button(description="Replace", button_style="warning", icon="check")
+        self.save_new_button = w.Button(description="Save as new profile", icon="plus")
+        self.cancel_button = w.Button(description="Cancel", icon="times")
+        self.confirm_box = w.VBox(
+            [self.confirm_text, w.HBox([self.replace_button, self.save_new_button, self.cancel_button])],
+            layout=w.Layout(display="none", margin="2px 0 2px 120px"),
+        )
+        self._held: _Held | None = None
         self.mode = w.HTML(f'<span class="waw-mode">{html.escape(_describe_mode(backend, status))}</span>')
 
         self._fields = w.VBox()
@@ -142,6 +152,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
                 modules,
                 self.remember,
                 buttons,
+                self.confirm_box,
                 self.status,
             ],
             layout=w.Layout(max_width="600px"),
@@ -151,12 +162,17 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             self.remember.value = False
             self.remember.layout.display = "none"
 
+        self._views: dict[str, dict[str, Any]] = {}
         self.profiles.observe(self._on_profile, "value")
         self.method.observe(lambda _: self._show_fields(), "value")
+        self.url.observe(lambda _: self._show_hints(), "value")
         self.advanced.observe(self._on_advanced, "value")
         self.connect_button.on_click(lambda _: self.connect())
         self.logout_button.on_click(lambda _: self.logout())
         self.forget_button.on_click(lambda _: self.forget())
+        self.replace_button.on_click(lambda _: self.confirm("replace"))
+        self.save_new_button.on_click(lambda _: self.confirm("new"))
+        self.cancel_button.on_click(lambda _: self.confirm(None))
         with warnings.catch_warnings():  # Enter in a secret field submits
             warnings.simplefilter("ignore", DeprecationWarning)
             for field in (self.api_key, self.password, self.client_secret):
@@ -164,6 +180,11 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self._placeholders = {f: f.placeholder for f in (self.api_key, self.password, self.client_secret)}
         self.refresh_profiles(select=profile)
         self._show_fields()
+        if profile and profile not in self._views:
+            self._offer_to_create(profile)
+        watch = getattr(backend, "watch", None)
+        if watch is not None:  # logouts from anywhere in this kernel update the panel
+            watch.subscribe(self._on_logged_out)
 
     # -- public ------------------------------------------------------------------
     def on_login(self, callback: Callable[[WeaviateSession], Any]) -> None:
@@ -186,13 +207,40 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self._on_profile()
 
     def connect(self) -> WeaviateSession | None:
-        """Submit the form. Secret fields are emptied first, whatever happens next."""
+        """Submit the form. Secret fields are emptied first, whatever happens next.
+
+        A saved profile whose method or URL the form changes is not rewritten silently:
+        the panel asks (Replace / Save as new profile / Cancel) and holds the secrets
+        typed meanwhile in memory only.
+        """
         if self.connect_button.disabled:
             return None
-        secrets = self._take_secrets()
+        held, self._held = self._held, None
+        secrets = {**(held.secrets if held else {}), **self._take_secrets()}
+        view = self._views.get(self._selected() or "")
+        changes = login_changes(view, self._method(), self.url.value) if view else []
+        if view is not None and changes and not view.get("read_only"):
+            self._ask(str(view["name"]), view, changes, secrets)
+            return None
+        return self._connect(secrets)
+
+    def confirm(self, choice: str | None) -> WeaviateSession | None:
+        """Answer the confirmation: ``"replace"`` the saved profile, save under a
+        ``"new"`` name, or cancel (``None``: the held secrets are dropped)."""
+        held, self._held = self._held, None
+        self.confirm_box.layout.display = "none"
+        if held is None or choice is None:
+            self.status.value = _card([("Cancelled", "nothing was changed")]) if choice is None else ""
+            return None
+        if choice == "new":
+            suffix = self._method().replace("_", "-")
+            return self._connect(held.secrets, new_name=free_name(f"{held.name}-{suffix}", self._views))
+        return self._connect(held.secrets)
+
+    def _connect(self, secrets: dict[str, str], new_name: str | None = None) -> WeaviateSession | None:
         self._busy(True)
         try:
-            name = self._save(secrets)
+            name = self._save(secrets, new_name)
             self.identity = self.backend.login(name)
             session: WeaviateSession = self.backend.session(name)
         except WeaviateAuthError as exc:
@@ -212,6 +260,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         return session
 
     def logout(self) -> None:
+        """Log the selected profile out; the backend tells every panel and session."""
         name = self._selected()
         if name is None:
             return
@@ -219,12 +268,17 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             self.backend.logout(name)
         except WeaviateAuthError as exc:
             self._show_error(exc)
+
+    def _on_logged_out(self, name: str) -> None:
+        """A logout (here, in another panel, or by the magic) of a profile this panel shows."""
+        mine = self.identity is not None and self.identity.profile == name
+        if not mine and self._selected() != name:
             return
-        if self.session is not None:
-            self.session.close()
         self.session = self.identity = None
-        self.status.value = _card([("Signed out", html.escape(name))])
-        self.refresh_profiles(select=name)
+        self.status.value = _card(
+            [("Signed out", f"{html.escape(name)} — its sessions stop working; connect to log in again")]
+        )
+        self.refresh_profiles(select=self._selected())
 
     def forget(self) -> None:
         name = self._selected()
@@ -262,8 +316,8 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
     def _method(self) -> str:
         return "client_credentials" if self.advanced.value else str(self.method.value)
 
-    def _save(self, secrets: dict[str, str]) -> str:
-        selected = self._selected()
+    def _save(self, secrets: dict[str, str], new_name: str | None = None) -> str:
+        selected = None if new_name else self._selected()
         view = self._views.get(selected) if selected else None
         if view and view.get("read_only"):
             return str(view["name"])  # administrator's profile: use as is
@@ -272,7 +326,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             {k.split(":", 1)[1] for k in secrets if k.startswith("header:")}
             | set(view["headers"] if view else ())
         )
-        name = selected or self.name.value.strip() or _default_name(self.url.value)
+        name = new_name or selected or self.name.value.strip() or default_name(self.url.value)
         profile = Profile(
             name=name,
             url=self.url.value,
@@ -291,6 +345,8 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         return name
 
     def _on_profile(self, *_: Any) -> None:
+        self._held = None  # a pending confirmation was about the previous selection
+        self.confirm_box.layout.display = "none"
         view = self._views.get(self._selected() or "")
         self.name.layout.display = "none" if view else None
         read_only = bool(view and view.get("read_only"))
@@ -307,10 +363,21 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         logged_in = bool(view and view.get("logged_in"))
         self.logout_button.layout.display = None if logged_in else "none"
         self.forget_button.layout.display = None if view and not read_only else "none"
-        hint = "a secret is kept — leave the field empty to use it" if view and view.get("has_secret") else ""
-        for field in (self.api_key, self.password, self.client_secret):
-            field.placeholder = hint or self._placeholders[field]
         self._show_fields()
+
+    def _show_hints(self) -> None:
+        """Say "a secret is kept" in a field only when the core keeps one that this
+        method can use at this URL (``describe()`` lists the kinds kept)."""
+        view = self._views.get(self._selected() or "")
+        for field, method in (
+            (self.api_key, "api_key"),
+            (self.password, "password"),
+            (self.client_secret, "client_credentials"),
+        ):
+            covered = kept_secret_covers(view, method, self.url.value)
+            field.placeholder = (
+                "a secret is kept — leave the field empty to use it" if covered else self._placeholders[field]
+            )
 
     def _on_advanced(self, change: Any) -> None:
         self.method.disabled = bool(change["new"])
@@ -324,6 +391,39 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             "client_credentials": [self.client_id, self.client_secret],
         }[method]
         self._fields.children = children
+        self._show_hints()
+
+    def _offer_to_create(self, name: str) -> None:
+        """Asked for a profile that does not exist: say so, and pre-fill it as new."""
+        try:
+            self.backend.describe(name)
+            return  # appeared meanwhile
+        except ProfileNotFound as exc:
+            reason = exc.reason
+        except WeaviateAuthError as exc:
+            self._show_error(exc)
+            return
+        self.name.value = name
+        self.status.value = _card(
+            [
+                ("Not found", html.escape(reason)),
+                ("Create it", "enter its cluster URL and secret, then Connect"),
+            ]
+        )
+
+    def _ask(self, name: str, view: dict[str, Any], changes: list[str], secrets: dict[str, str]) -> None:
+        """Hold the secrets (memory only) and ask before changing a saved profile's login."""
+        self._held = _Held(name, secrets)
+        old = f"{METHOD_LABELS.get(view['method'], view['method'])} at {host_of(view['url'])}"
+        new_host = host_of(self.url.value) if "URL" in changes else host_of(view["url"])
+        new = f"{METHOD_LABELS.get(self._method(), self._method())} at {new_host}"
+        self.confirm_text.value = (
+            f"Profile <b>{html.escape(name)}</b> signs in with {html.escape(old)}. Change its "
+            f"{' and '.join(changes)} to {html.escape(new)}? Replacing it drops the secrets kept for it."
+        )
+        self.replace_button.description = f"Replace {name}"[:40]
+        self.confirm_box.layout.display = None
+        self.status.value = ""
 
     def _busy(self, busy: bool) -> None:
         self.connect_button.disabled = busy
@@ -378,14 +478,17 @@ def _card(rows: list[tuple[str, str]], *, title: str | None = None) -> str:
     return f'<div class="waw-card">{head}<table>{body}</table></div>'
 
 
-def _default_name(url: str) -> str:
-    try:
-        host = host_of(normalize_url(url)).split(":")[0]
-    except WeaviateAuthError:
-        return "default"
-    label = host.split(".")[0] if not host.replace(".", "").isdigit() else host
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)[:64]
-    return cleaned or "default"
+class _Held:
+    """Secrets typed before a confirmation, kept in memory (never in widget state)."""
+
+    __slots__ = ("name", "secrets")
+
+    def __init__(self, name: str, secrets: dict[str, str]) -> None:
+        self.name = name
+        self.secrets = secrets
+
+    def __repr__(self) -> str:
+        return f"_Held({self.name!r}, kinds={sorted(self.secrets)!r})"
 
 
 def _safe_status(backend: Any) -> dict[str, Any]:
