@@ -1,7 +1,9 @@
 """Sign in to Weaviate from Jupyter without a secret ever landing in a notebook.
 
 Imports are lazy: ``import weaviate_auth_widget`` costs little more than ``import
-httpx``; widgets and server code load only when used.
+httpx``; widgets and server code load only when used. Imported inside IPython (a
+kernel, a terminal), it registers the short display of its errors
+(:mod:`weaviate_auth_widget.ipython_errors`); so does ``%load_ext``.
 """
 
 from __future__ import annotations
@@ -47,10 +49,13 @@ if TYPE_CHECKING:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext weaviate_auth_widget`` registers the ``%weaviate_auth`` magic."""
+    """``%load_ext weaviate_auth_widget`` registers the ``%weaviate_auth`` magic and the
+    short display of this package's errors."""
+    from .ipython_errors import register
     from .magic import load_ipython_extension as load
 
     load(ipython)
+    register(ipython)
 
 
 def __getattr__(name: str) -> Any:
@@ -66,3 +71,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = sorted(_EXPORTS)
+
+
+def _register_error_display() -> None:
+    from .ipython_errors import register_in_running_ipython
+
+    register_in_running_ipython()
+
+
+_register_error_display()
