@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ipykernel.inprocess.manager import InProcessKernelManager
 from IPython.core.interactiveshell import InteractiveShell
 
 from weaviate_auth_widget import oidc
@@ -14,7 +15,7 @@ from weaviate_auth_widget.profiles import Profile
 from weaviate_auth_widget.sandbox import Sandbox
 from weaviate_auth_widget.secrets import SecretStore
 from weaviate_auth_widget.service import AuthService
-from weaviate_auth_widget.widget import LoginPanel
+from weaviate_auth_widget.widget import NEW_PROFILE, LoginPanel
 
 
 @pytest.fixture
@@ -24,12 +25,18 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     oidc.discovery_cache.clear()
     service = AuthService(directory=tmp_path, secrets=SecretStore("file", directory=tmp_path))
     monkeypatch.setattr(kernel, "get_backend", lambda *a, **k: service)
-    ip = InteractiveShell.instance()
+    # a kernel's shell, as in Jupyter (ipykernel, in this process): widgets can show
+    InteractiveShell.clear_instance()
+    manager = InProcessKernelManager()
+    manager.start_kernel()
+    ip = manager.kernel.shell
     ip.run_line_magic("load_ext", "weaviate_auth_widget")
     ip.user_ns.pop("weaviate_session", None)
     ip.service = service
     yield ip
     service.close()
+    manager.shutdown_kernel()
+    type(ip).clear_instance()
 
 
 @pytest.mark.parametrize(
@@ -89,3 +96,13 @@ def test_errors_are_printed_not_raised(shell: Any, capsys: pytest.CaptureFixture
     assert "no saved profile named" in capsys.readouterr().out
     shell.run_line_magic("weaviate_auth", "--as 1bad prod")
     assert "variable name" in capsys.readouterr().out
+
+
+def test_an_unknown_profile_opens_the_panel_with_the_name_as_a_new_profile(
+    shell: Any, sandbox: Sandbox
+) -> None:
+    shell.service.save_profile(Profile(name="127.0.0.1", url=sandbox.weaviate_url), {"api_key": "k-1234567"})
+    panel = shell.run_line_magic("weaviate_auth", "sandbox")
+    assert isinstance(panel, LoginPanel)
+    assert panel.profiles.value == NEW_PROFILE and panel.name.value == "sandbox"
+    assert "No profile &#x27;sandbox&#x27;; saved: 127.0.0.1." in panel.status.value

@@ -43,7 +43,7 @@ from .errors import (
     WeaviateAuthError,
     from_code,
 )
-from .profiles import Profile, validate_name
+from .profiles import Profile, profile_from_view, validate_name
 from .tokens import CachingTokenSource, LoginWatch, Token
 from .transport import USER_AGENT, HttpSettings
 from .urls import is_loopback_host
@@ -433,14 +433,14 @@ class BrokerClient:
 
     def list_profiles(self, *, include_ephemeral: bool = True) -> list[Profile]:
         """The broker keeps no in-memory-only profiles, so ``include_ephemeral`` changes nothing."""
-        return [_profile_from_view(view) for view in self.profile_views()]
+        return [profile_from_view(view) for view in self.profile_views()]
 
     def describe(self, name: str) -> dict[str, Any]:
         """One profile: fields, whether a secret is kept, login state and identity."""
         return self._json_object(self._request("GET", _profile_path(name)))
 
     def get_profile(self, name: str) -> Profile:
-        return _profile_from_view(self.describe(name))
+        return profile_from_view(self.describe(name))
 
     def save_profile(self, profile: Profile, secrets: Mapping[str, str] | None = None) -> Profile:
         """Create or replace ``profile`` and store ``secrets`` (kind -> value) in the broker.
@@ -453,7 +453,7 @@ class BrokerClient:
         if secrets:
             body["secrets"] = dict(secrets)
         data = self._json_object(self._request("PUT", _profile_path(profile.name), body=body))
-        return _profile_from_view(data)
+        return profile_from_view(data)
 
     def connect(self, profile: Profile, secrets: Mapping[str, str]) -> Identity:
         """Save then log in (the profile stays for a retry when the login fails)."""
@@ -700,14 +700,6 @@ def _error_of(response: httpx.Response) -> tuple[str | None, str | None]:
         code if isinstance(code, str) and code else None,
         message if isinstance(message, str) else None,
     )
-
-
-_PROFILE_FIELDS = ("name", "url", "method", "username", "client_id", "scopes", "headers", "remember")
-
-
-def _profile_from_view(view: Mapping[str, Any]) -> Profile:
-    fields = {k: view[k] for k in _PROFILE_FIELDS if k in view}
-    return Profile.from_json(fields, read_only=bool(view.get("read_only", False)))
 
 
 def _identity_from_json(data: Mapping[str, Any]) -> Identity:

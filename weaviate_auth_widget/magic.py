@@ -1,7 +1,9 @@
 """``%weaviate_auth``: the login panel or a stored-secret login, without clicking.
 
 The magic only parses its line and calls the backend; it refuses secrets typed on the
-line (they would be saved in the notebook) and points to the panel instead.
+line (they would be saved in the notebook) and points to the panel instead. Where no
+widget can render (a terminal IPython), it asks on the terminal instead
+(:mod:`weaviate_auth_widget.terminal_login`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .errors import MissingSecret, ProfileNotFound, WeaviateAuthError
+from .errors import LoginExpired, MissingSecret, ProfileNotFound, WeaviateAuthError
+from .terminal_login import TerminalLogin, widgets_render
 
 DEFAULT_VARIABLE = "weaviate_session"
 _SECRET_OPTIONS = re.compile(
@@ -64,6 +67,11 @@ class WeaviateAuthMagics(Magics):  # type: ignore[misc]
     @argument("--whoami", action="store_true", help="show who the bound session is signed in as")
     @argument("--logout", metavar="PROFILE", help="log a profile out (revokes its refresh token)")
     @argument("--forget", metavar="PROFILE", help="delete a profile and every secret kept for it")
+    @argument(
+        "--terminal",
+        action="store_true",
+        help="ask on the terminal instead of showing the panel (automatic where widgets cannot show)",
+    )
     @line_magic  # type: ignore[misc]
     def weaviate_auth(self, line: str) -> Any:
         """Sign in to Weaviate. With no profile, shows the login panel."""
@@ -73,6 +81,9 @@ class WeaviateAuthMagics(Magics):  # type: ignore[misc]
             return self._run(args)
         except WeaviateAuthError as exc:
             print(f"weaviate_auth: {exc}")
+            return None
+        except (KeyboardInterrupt, EOFError):  # a terminal question was cancelled
+            print("\nweaviate_auth: cancelled.")
             return None
 
     @property
@@ -104,24 +115,35 @@ class WeaviateAuthMagics(Magics):  # type: ignore[misc]
             else:
                 print(f"There is no saved profile named {args.forget!r}.")
             return None
+        terminal = args.terminal or not widgets_render(self.shell)
         if args.profile:
             try:
                 identity = backend.login(args.profile)
-            except (MissingSecret, ProfileNotFound):
-                return self._panel(args.variable, profile=args.profile)
-            session = backend.session(args.profile)
-            self._namespace[args.variable] = session
-            print(
-                f"Connected to {identity.url} as {identity.username or 'unknown user'}"
-                f" (Weaviate {identity.server_version}); session in `{args.variable}`."
-            )
+            except (MissingSecret, ProfileNotFound, LoginExpired):
+                if terminal:
+                    return self._terminal(backend, args.variable, args.profile)
+                return self._panel(backend, args.variable, profile=args.profile)
+            self._bind(args.variable, identity, backend.session(args.profile))
             return None
-        return self._panel(args.variable)
+        if terminal:
+            return self._terminal(backend, args.variable)
+        return self._panel(backend, args.variable)
 
-    def _panel(self, variable: str, profile: str | None = None) -> Any:
+    def _bind(self, variable: str, identity: Any, session: Any) -> None:
+        self._namespace[variable] = session
+        print(
+            f"Connected to {identity.url} as {identity.username or 'unknown user'}"
+            f" (Weaviate {identity.server_version}); session in `{variable}`."
+        )
+
+    def _terminal(self, backend: Any, variable: str, profile: str | None = None) -> None:
+        identity, session = TerminalLogin(backend).run(profile)
+        self._bind(variable, identity, session)
+
+    def _panel(self, backend: Any, variable: str, profile: str | None = None) -> Any:
         from .widget import LoginPanel
 
-        panel = LoginPanel(profile=profile)
+        panel = LoginPanel(backend, profile=profile)
         panel.on_login(lambda session: self._namespace.__setitem__(variable, session))
         return panel
 

@@ -242,6 +242,15 @@ __all__ = ["METHODS", "METHOD_LABELS", "Method", "Profile", "ProfileStore"]
 
 
 # -- what login forms need to know about a saved profile ------------------------------
+_VIEW_FIELDS = ("name", "url", "method", "username", "client_id", "scopes", "headers", "remember")
+
+
+def profile_from_view(view: Mapping[str, Any]) -> Profile:
+    """The ``Profile`` a ``describe()`` view (or the broker's JSON for it) shows."""
+    fields = {k: view[k] for k in _VIEW_FIELDS if k in view}
+    return Profile.from_json(fields, read_only=bool(view.get("read_only", False)))
+
+
 def login_changes(view: Mapping[str, Any], method: str, url: str) -> list[str]:
     """What a form's ``method`` and ``url`` would change in a saved profile (its
     ``describe()`` view): ``"method"``, ``"URL"``. Either drops every secret kept for it
