@@ -522,3 +522,90 @@ def test_a_server_on_a_unix_socket(isolated: dict[str, str], tmp_path: Path) -> 
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+LOGOUT_CODE = """
+from weaviate_auth_widget.errors import LoginExpired
+from weaviate_auth_widget.kernel import get_backend
+from weaviate_auth_widget.widget import LoginPanel
+b = get_backend()
+s = b.session("prof")
+pw = b.session("pw")
+panel = LoginPanel(b, profile="prof")
+watching = LoginPanel(b, profile="prof")
+assert panel.connect() is not None
+print("BEFORE", s.meta()["version"], "Connected" in panel.status.value)
+ip = get_ipython()
+ip.run_line_magic("load_ext", "weaviate_auth_widget")
+ip.run_line_magic("weaviate_auth", "--logout prof")
+try:
+    s.meta()
+except LoginExpired as exc:
+    print("EXPIRED", exc)
+try:
+    b.token("prof")
+except LoginExpired as exc:
+    print("TOKEN", exc.code)
+print("REPR", repr(s))
+print("PANELS", all("Signed out" in p.status.value and p.session is None for p in (panel, watching)))
+print("PW", pw.whoami()["username"])
+print("VIEW", b.describe("prof")["logged_out"])
+b.login("prof")
+print("AGAIN", s.meta()["version"], repr(s))
+"""
+
+
+def test_logout_through_the_broker_ends_the_kernels_sessions(
+    sandbox: Any, isolated: dict[str, str], tmp_path: Path
+) -> None:
+    creds = sandbox.credentials
+    server = JupyterServer(isolated, tmp_path / "root").start()
+    try:
+        server.save_profile(
+            "prof",
+            {"url": sandbox.weaviate_url, "method": "api_key", "secrets": {"api_key": creds.admin_api_key}},
+        )
+        server.save_profile(
+            "pw",
+            {
+                "url": sandbox.weaviate_url,
+                "method": "password",
+                "username": creds.username,
+                "secrets": {"password": creds.password},
+            },
+        )
+        out = lines(server.run_in_kernel(LOGOUT_CODE))
+        version = sandbox.weaviate_config.version
+        assert out["BEFORE"] == f"{version} True"
+        assert (
+            out["EXPIRED"].startswith("You logged out of profile 'prof'") and "log in again" in out["EXPIRED"]
+        )
+        assert out["TOKEN"] == "login_expired"
+        assert "logged out" in out["REPR"] and "refreshes" not in out["REPR"]
+        assert out["PANELS"] == "True" and out["VIEW"] == "True"
+        assert out["PW"] == creds.username  # other profiles are untouched
+        assert out["AGAIN"].startswith(version) and "logged out" not in out["AGAIN"]
+
+        # the broker itself: after a logout, the token route answers login_expired (409)
+        # instead of logging in again with the kept secret; an explicit login ends it
+        api = "weaviate-auth/api/profiles/pw"
+        assert server.api("POST", f"{api}/token").status_code == 200
+        assert server.api("POST", f"{api}/logout").status_code == 204
+        refused = server.api("POST", f"{api}/token")
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "login_expired"
+        assert creds.password not in refused.text
+        assert server.api("POST", f"{api}/login").status_code == 409  # the refresh token was revoked
+        server.save_profile(
+            "pw",
+            {
+                "url": sandbox.weaviate_url,
+                "method": "password",
+                "username": creds.username,
+                "secrets": {"password": creds.password},
+            },
+        )
+        assert server.api("POST", f"{api}/token").status_code == 409  # saving is not logging in
+        assert server.api("POST", f"{api}/login").status_code == 200
+        assert server.api("POST", f"{api}/token").status_code == 200
+    finally:
+        server.stop()
