@@ -289,19 +289,7 @@ def test_kernels_use_the_broker_and_sessions_survive_server_restarts(
     try:
         first = start()
         assert first.broker_file.stat().st_mode & 0o777 == 0o600
-        first.save_profile(
-            "prof",
-            {"url": sandbox.weaviate_url, "method": "api_key", "secrets": {"api_key": creds.admin_api_key}},
-        )
-        first.save_profile(
-            "pw",
-            {
-                "url": sandbox.weaviate_url,
-                "method": "password",
-                "username": creds.username,
-                "secrets": {"password": creds.password},
-            },
-        )
+        save_demo_profiles(first, sandbox)
 
         # -- a real kernel started by the server uses the broker
         out = lines(first.run_in_kernel(KERNEL_CODE))
@@ -385,6 +373,23 @@ def test_kernels_use_the_broker_and_sessions_survive_server_restarts(
     finally:
         for server in servers:
             server.stop()
+
+
+def password_profile(sandbox: Any) -> dict[str, Any]:
+    creds = sandbox.credentials
+    return {
+        "url": sandbox.weaviate_url,
+        "method": "password",
+        "username": creds.username,
+        "secrets": {"password": creds.password},
+    }
+
+
+def save_demo_profiles(server: JupyterServer, sandbox: Any) -> None:
+    """``prof`` (the admin API key) and ``pw`` (the demo user's password)."""
+    secret = {"api_key": sandbox.credentials.admin_api_key}
+    server.save_profile("prof", {"url": sandbox.weaviate_url, "method": "api_key", "secrets": secret})
+    server.save_profile("pw", password_profile(sandbox))
 
 
 def forget_cached_token(session: Any) -> None:
@@ -561,19 +566,7 @@ def test_logout_through_the_broker_ends_the_kernels_sessions(
     creds = sandbox.credentials
     server = JupyterServer(isolated, tmp_path / "root").start()
     try:
-        server.save_profile(
-            "prof",
-            {"url": sandbox.weaviate_url, "method": "api_key", "secrets": {"api_key": creds.admin_api_key}},
-        )
-        server.save_profile(
-            "pw",
-            {
-                "url": sandbox.weaviate_url,
-                "method": "password",
-                "username": creds.username,
-                "secrets": {"password": creds.password},
-            },
-        )
+        save_demo_profiles(server, sandbox)
         out = lines(server.run_in_kernel(LOGOUT_CODE))
         version = sandbox.weaviate_config.version
         assert out["BEFORE"] == f"{version} True"
@@ -595,15 +588,7 @@ def test_logout_through_the_broker_ends_the_kernels_sessions(
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "login_expired"
         assert creds.password not in refused.text
         assert server.api("POST", f"{api}/login").status_code == 409  # the refresh token was revoked
-        server.save_profile(
-            "pw",
-            {
-                "url": sandbox.weaviate_url,
-                "method": "password",
-                "username": creds.username,
-                "secrets": {"password": creds.password},
-            },
-        )
+        server.save_profile("pw", password_profile(sandbox))
         assert server.api("POST", f"{api}/token").status_code == 409  # saving is not logging in
         assert server.api("POST", f"{api}/login").status_code == 200
         assert server.api("POST", f"{api}/token").status_code == 200
