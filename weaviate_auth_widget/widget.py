@@ -268,6 +268,9 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             self.backend.logout(name)
         except WeaviateAuthError as exc:
             self._show_error(exc)
+            return
+        if getattr(self.backend, "watch", None) is None:  # a backend that tells no one
+            self._on_logged_out(name)
 
     def _on_logged_out(self, name: str) -> None:
         """A logout (here, in another panel, or by the magic) of a profile this panel shows."""
