@@ -232,6 +232,9 @@ class TestAdminProfiles:
         ):
             assert (reply.code, reply.error_code) == (403, "policy_refused"), reply.text
         assert api("POST", "profiles/team/logout").code == 204
+        refused = api("POST", "profiles/team/token")  # logged out: no silent login again
+        assert (refused.code, refused.error_code) == (409, "login_expired"), refused.text
+        assert api("POST", "profiles/team/login").code == 200
         assert api("POST", "profiles/team/token").json()["token"] == creds.admin_api_key
 
 
