@@ -184,6 +184,31 @@ def test_new_profile_drops_the_kept_secret_hint(
     expect(panel.field("API key")).to_have_attribute("placeholder", "paste your API key")
 
 
+def test_changing_a_saved_profiles_method_asks_first(
+    open_notebook: OpenNotebook, sandbox: Any, typed_secrets: set[str]
+) -> None:
+    creds = sandbox.credentials
+    notebook = open_notebook("lab", CELLS)
+    panel = show_panel(notebook, typed_secrets)
+    assert panel.login_api_key(sandbox.weaviate_url, "lab-switch", creds.admin_api_key)[0]
+    expect(panel.field("API key")).to_have_attribute("placeholder", re.compile("a secret is kept"))
+    panel.method("Username & password")
+    panel.fill("Username", creds.username)
+    # the kept API key is no password: no "a secret is kept" in the password field
+    expect(panel.field("Password")).not_to_have_attribute("placeholder", re.compile("a secret is kept"))
+    panel.fill_secret("Password", creds.password)
+    panel.connect_button.click()
+    asked = panel.root.get_by_text("Change its method")
+    asked.wait_for()
+    assert "API key" in asked.inner_text() and "username & password" in asked.inner_text()
+    panel.mark_cards()
+    panel.button("Save as new profile").click()
+    assert_connected(panel.result(), version=sandbox.weaviate_config.version, user=creds.username)
+    options = panel.profile_options()
+    assert any(o.startswith("lab-switch-password — ") for o in options)
+    assert any(o.startswith("lab-switch — ") for o in options)  # the API-key profile stays
+
+
 def test_in_process_mode(
     open_notebook: OpenNotebook, jupyter_in_process: JupyterServer, sandbox: Any, typed_secrets: set[str]
 ) -> None:
