@@ -132,3 +132,30 @@ def test_the_magic_asks_in_a_terminal_and_the_secret_stays_out_of_sight(sandbox:
     for secret in (creds.admin_api_key, creds.password):
         assert secret not in pty_output  # never echoed
         assert all(secret not in row for row in rows)
+
+
+def test_a_saved_profile_without_a_kept_secret_asks_only_for_its_secret(sandbox: Any, tmp_path: Path) -> None:
+    from weaviate_auth_widget.profiles import Profile
+    from weaviate_auth_widget.secrets import SecretStore
+    from weaviate_auth_widget.service import AuthService
+    from weaviate_auth_widget.terminal_login import TerminalLogin
+
+    key = sandbox.credentials.admin_api_key
+    service = AuthService(directory=tmp_path, secrets=SecretStore("file", directory=tmp_path))
+    service.save_profile(Profile(name="nokey", url=sandbox.weaviate_url, remember=False))
+    asked: list[str] = []
+    said: list[str] = []
+
+    def secret(question: str) -> str:
+        asked.append(question)
+        return key
+
+    login = TerminalLogin(
+        service, ask=lambda q: pytest.fail(f"asked {q!r}"), ask_secret=secret, say=said.append
+    )
+    identity, session = login.run("nokey")
+    assert asked == ["API key (hidden): "] and said == ["No api key is kept for profile 'nokey'."]
+    assert identity.username == "admin" and session.meta()["version"] == sandbox.weaviate_config.version
+    assert key not in repr(session) + repr(login) + "".join(said)
+    session.close()
+    service.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import logging
-import time
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -17,8 +16,17 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from .errors import ProfileNotFound, WeaviateAuthError
-from .profiles import METHOD_LABELS, Profile, default_name, free_name, kept_secret_covers, login_changes
+from .profiles import (
+    METHOD_LABELS,
+    PRIMARY_SECRET,
+    Profile,
+    default_name,
+    free_name,
+    kept_secret_covers,
+    login_changes,
+)
 from .urls import host_of
+from .widget_cards import CSS, card, error_card, identity_card
 
 if TYPE_CHECKING:
     from .service import Identity
@@ -36,21 +44,6 @@ MODULE_KEYS: tuple[tuple[str, str], ...] = (
     ("Mistral", "X-Mistral-Api-Key"),
     ("Google", "X-Goog-Api-Key"),
 )
-_CSS = """
-<style>
-.waw-card { border: 1px solid #cfd8dc; border-radius: 6px; padding: 10px 14px; margin-top: 6px;
-  font-size: 13px; line-height: 1.5; background: #f7fbf8; }
-.waw-card.waw-error { background: #fff5f5; border-color: #f1b0b7; color: #7a1c25; }
-.waw-card table { border-collapse: collapse; }
-.waw-card td { padding: 1px 12px 1px 0; vertical-align: top; }
-.waw-card td:first-child { color: #546e7a; white-space: nowrap; }
-.waw-warn { color: #8a5300; font-weight: 600; }
-.waw-mode { color: #607d8b; font-size: 12px; display: inline-block; line-height: 1.4; }
-.waw-panel .widget-toggle-buttons { display: flex; align-items: center; margin: var(--jp-widgets-margin, 2px); }
-.waw-panel .widget-toggle-buttons > .widget-label { flex: 0 0 auto; text-align: right;
-  margin-right: calc(var(--jp-widgets-inline-margin, 4px) * 2); }
-</style>
-"""
 
 
 def _aligned() -> Any:
@@ -141,7 +134,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         buttons = w.HBox([self.connect_button, self.logout_button, self.forget_button], layout=_aligned())
         super().__init__(
             [
-                w.HTML(_CSS + "<b>Sign in to Weaviate</b>"),
+                w.HTML(CSS + "<b>Sign in to Weaviate</b>"),
                 self.mode,
                 self.profiles,
                 self.name,
@@ -230,7 +223,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         held, self._held = self._held, None
         self.confirm_box.layout.display = "none"
         if held is None or choice is None:
-            self.status.value = _card([("Cancelled", "nothing was changed")]) if choice is None else ""
+            self.status.value = card([("Cancelled", "nothing was changed")]) if choice is None else ""
             return None
         if choice == "new":
             suffix = self._method().replace("_", "-")
@@ -278,7 +271,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         if not mine and self._selected() != name:
             return
         self.session = self.identity = None
-        self.status.value = _card(
+        self.status.value = card(
             [("Signed out", f"{html.escape(name)} — its sessions stop working; connect to log in again")]
         )
         self.refresh_profiles(select=self._selected())
@@ -293,7 +286,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             self._show_error(exc)
             return
         self.session = self.identity = None
-        self.status.value = _card([("Forgotten", f"{html.escape(name)} and its stored secrets")])
+        self.status.value = card([("Forgotten", f"{html.escape(name)} and its stored secrets")])
         self.refresh_profiles()
 
     # -- form handling -------------------------------------------------------------
@@ -307,7 +300,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         fields = {"api_key": self.api_key, "password": self.password, "client_secret": self.client_secret}
         secrets: dict[str, str] = {}
         for kind, field in fields.items():
-            if field.value and kind == _PRIMARY[method]:
+            if field.value and kind == PRIMARY_SECRET[method]:
                 secrets[kind] = field.value
             field.value = ""
         for header, field in self.module_keys.items():
@@ -407,7 +400,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             self._show_error(exc)
             return
         self.name.value = name
-        self.status.value = _card(
+        self.status.value = card(
             [
                 ("Not found", html.escape(reason)),
                 ("Create it", "enter its cluster URL and secret, then Connect"),
@@ -433,52 +426,14 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self.connect_button.description = "Connecting…" if busy else "Connect"
         self.connect_button.icon = "spinner" if busy else "plug"
         if busy:
-            self.status.value = _card([("Connecting", html.escape(host_of(self.url.value or "?")))])
+            self.status.value = card([("Connecting", html.escape(host_of(self.url.value or "?")))])
 
     # -- results -----------------------------------------------------------------
     def _show_identity(self, identity: Identity) -> None:
-        roles = (
-            ", ".join(identity.roles)
-            if identity.roles
-            else ("unknown" if not identity.identity_known else "none")
-        )
-        if identity.is_admin:
-            what = "key" if identity.method == "api_key" else "login"
-            roles += f' <span class="waw-warn">⚠ this {what} can write and delete</span>'
-        if identity.expires_at is None:
-            expiry = "does not expire"
-        else:
-            minutes = max(0, int((identity.expires_at - time.time()) // 60))
-            expiry = f"token valid {minutes} min" + (
-                "; refreshes automatically" if identity.refreshes else ""
-            )
-        rows = [
-            ("Cluster", html.escape(identity.url)),
-            ("Weaviate", html.escape(identity.server_version or "unknown version")),
-            ("Signed in as", html.escape(identity.username or "unknown user")),
-            ("Roles", roles),
-            ("Method", html.escape(METHOD_LABELS.get(identity.method, identity.method))),
-            ("Expiry", html.escape(expiry)),
-            ("Secret kept in", html.escape(identity.backend)),
-        ]
-        self.status.value = _card(rows, title="✔ Connected")
+        self.status.value = identity_card(identity)
 
     def _show_error(self, exc: BaseException) -> None:
-        message = (
-            str(exc) if isinstance(exc, WeaviateAuthError) else f"Unexpected error ({type(exc).__name__})."
-        )
-        self.status.value = (
-            f'<div class="waw-card waw-error"><b>Could not connect.</b><br>{html.escape(message)}</div>'
-        )
-
-
-_PRIMARY = {"api_key": "api_key", "password": "password", "client_credentials": "client_secret"}
-
-
-def _card(rows: list[tuple[str, str]], *, title: str | None = None) -> str:
-    body = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
-    head = f"<b>{html.escape(title)}</b>" if title else ""
-    return f'<div class="waw-card">{head}<table>{body}</table></div>'
+        self.status.value = error_card(exc)
 
 
 class _Held:

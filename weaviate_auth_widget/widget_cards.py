@@ -1,0 +1,70 @@
+"""What the login panel shows: its style sheet and result cards (HTML built only from
+non-secret facts: the identity the backend returns, error messages)."""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import TYPE_CHECKING
+
+from .errors import WeaviateAuthError
+from .profiles import METHOD_LABELS
+
+if TYPE_CHECKING:
+    from .service import Identity
+
+CSS = """
+<style>
+.waw-card { border: 1px solid #cfd8dc; border-radius: 6px; padding: 10px 14px; margin-top: 6px;
+  font-size: 13px; line-height: 1.5; background: #f7fbf8; }
+.waw-card.waw-error { background: #fff5f5; border-color: #f1b0b7; color: #7a1c25; }
+.waw-card table { border-collapse: collapse; }
+.waw-card td { padding: 1px 12px 1px 0; vertical-align: top; }
+.waw-card td:first-child { color: #546e7a; white-space: nowrap; }
+.waw-warn { color: #8a5300; font-weight: 600; }
+.waw-mode { color: #607d8b; font-size: 12px; display: inline-block; line-height: 1.4; }
+.waw-panel .widget-toggle-buttons { display: flex; align-items: center; margin: var(--jp-widgets-margin, 2px); }
+.waw-panel .widget-toggle-buttons > .widget-label { flex: 0 0 auto; text-align: right;
+  margin-right: calc(var(--jp-widgets-inline-margin, 4px) * 2); }
+</style>
+"""
+
+
+def card(rows: list[tuple[str, str]], *, title: str | None = None) -> str:
+    """A card of label/value rows (values are HTML: escape them first)."""
+    body = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
+    head = f"<b>{html.escape(title)}</b>" if title else ""
+    return f'<div class="waw-card">{head}<table>{body}</table></div>'
+
+
+def identity_card(identity: Identity) -> str:
+    """The "Connected" card: cluster, version, user, roles (admin warning), method, expiry."""
+    roles = (
+        ", ".join(identity.roles)
+        if identity.roles
+        else ("unknown" if not identity.identity_known else "none")
+    )
+    if identity.is_admin:
+        what = "key" if identity.method == "api_key" else "login"
+        roles += f' <span class="waw-warn">⚠ this {what} can write and delete</span>'
+    if identity.expires_at is None:
+        expiry = "does not expire"
+    else:
+        minutes = max(0, int((identity.expires_at - time.time()) // 60))
+        expiry = f"token valid {minutes} min" + ("; refreshes automatically" if identity.refreshes else "")
+    rows = [
+        ("Cluster", html.escape(identity.url)),
+        ("Weaviate", html.escape(identity.server_version or "unknown version")),
+        ("Signed in as", html.escape(identity.username or "unknown user")),
+        ("Roles", roles),
+        ("Method", html.escape(METHOD_LABELS.get(identity.method, identity.method))),
+        ("Expiry", html.escape(expiry)),
+        ("Secret kept in", html.escape(identity.backend)),
+    ]
+    return card(rows, title="✔ Connected")
+
+
+def error_card(exc: BaseException) -> str:
+    """Our errors say cause and fix; anything else only its type (it may quote anything)."""
+    message = str(exc) if isinstance(exc, WeaviateAuthError) else f"Unexpected error ({type(exc).__name__})."
+    return f'<div class="waw-card waw-error"><b>Could not connect.</b><br>{html.escape(message)}</div>'
