@@ -1,7 +1,8 @@
 """A local Weaviate double and OpenID provider, for tests and demos (loopback only).
 
-``Sandbox.demo()`` starts both with throwaway credentials; ``python -m
-weaviate_auth_widget.sandbox`` does the same in the foreground. Needs the ``sandbox``
+``Sandbox.demo()`` starts both with throwaway credentials on free ports; ``python -m
+weaviate_auth_widget.sandbox`` does the same in the foreground, on fixed ports with
+credentials that stay the same across runs (see ``demo_setup``). Needs the ``sandbox``
 extra (``joserfc``) for signing tokens.
 
 Names are imported on first use, so ``python -m weaviate_auth_widget.sandbox`` can say
