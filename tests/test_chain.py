@@ -57,3 +57,21 @@ def test_saved_profile_then_environment(
         assert session.whoami()["username"] == "reader"
     with connect("only", service=service) as session:
         assert session.whoami()["username"] == "admin"
+
+
+def test_several_profiles_and_none_chosen_names_them_and_how_to_pick(
+    service: AuthService, sandbox: Sandbox
+) -> None:
+    key = sandbox.credentials.admin_api_key
+    for name in ("prod", "staging"):
+        service.save_profile(Profile(name=name, url=sandbox.weaviate_url), {"api_key": key})
+    with pytest.raises(MissingSecret) as caught:
+        connect(service=service)
+    message = str(caught.value)
+    assert "'prod', 'staging'" in message
+    assert "waw.connect('prod')" in message and "WEAVIATE_PROFILE=prod" in message
+    assert "'default'" in message
+    assert key not in message
+    service.save_profile(Profile(name="default", url=sandbox.weaviate_url), {"api_key": key})
+    with connect(service=service) as session:  # naming one `default` is enough
+        assert session.whoami()["username"] == "admin"

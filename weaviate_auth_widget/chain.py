@@ -67,15 +67,35 @@ def connect(
             fix="Or save a profile with the login panel and pass its name.",
         )
     saved = service or _saved_profiles_backend()
-    name = profile or os.environ.get(PROFILE_ENV) or _implicit_profile(saved)
+    name = profile or os.environ.get(PROFILE_ENV)
+    if name:
+        return saved.session(name)
+    names = [p.name for p in saved.list_profiles(include_ephemeral=False)]
+    name = _implicit_profile(saved, names)
     if name:
         return saved.session(name)
     env_url, env_key = os.environ.get(URL_ENV), os.environ.get(API_KEY_ENV)
     if env_url and env_key:
         return _adhoc(local, _FROM_ENV, env_url, "api_key", {"api_key": env_key}, module_keys)
+    if names:
+        raise MissingSecret(_which_profile(names), fix=_pick_fix(names[0]))
     raise MissingSecret(
         "No credentials found: no arguments, no saved profile, and no WEAVIATE_URL + WEAVIATE_API_KEY.",
         fix="Log in once with the login panel (tick 'Remember'), or pass url= and api_key=.",
+    )
+
+
+def _which_profile(names: list[str], shown: int = 10) -> str:
+    """Several saved profiles and nothing says which: name them (a few), never guess."""
+    listed = ", ".join(repr(n) for n in names[:shown])
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"Several saved profiles and none chosen: {listed}{more}."
+
+
+def _pick_fix(example: str) -> str:
+    return (
+        f"Pick one: waw.connect({example!r}), or set {PROFILE_ENV}={example}, "
+        f"or name the one to use by default {DEFAULT_PROFILE!r}."
     )
 
 
@@ -86,14 +106,14 @@ def _saved_profiles_backend() -> Any:
     return get_backend()
 
 
-def _implicit_profile(svc: Any) -> str | None:
+def _implicit_profile(svc: Any, names: list[str]) -> str | None:
+    """``default`` if it exists, else the only saved profile."""
     try:
         svc.get_profile(DEFAULT_PROFILE)
         return DEFAULT_PROFILE
     except ProfileNotFound:
         pass
-    saved = svc.list_profiles(include_ephemeral=False)
-    return saved[0].name if len(saved) == 1 else None
+    return names[0] if len(names) == 1 else None
 
 
 def _adhoc(

@@ -1,15 +1,37 @@
 """A local Weaviate double and OpenID provider, for tests and demos (loopback only).
 
-``Sandbox.demo()`` starts both with throwaway credentials; ``python -m
-weaviate_auth_widget.sandbox`` does the same in the foreground. Needs the ``sandbox``
+``Sandbox.demo()`` starts both with throwaway credentials on free ports; ``python -m
+weaviate_auth_widget.sandbox`` does the same in the foreground, on fixed ports with
+credentials that stay the same across runs (see ``demo_setup``). Needs the ``sandbox``
 extra (``joserfc``) for signing tokens.
+
+Names are imported on first use, so ``python -m weaviate_auth_widget.sandbox`` can say
+which extra is missing instead of failing on the package's own import.
 """
 
 from __future__ import annotations
 
-from .idp import IdentityProvider, IdPClient, IdPConfig, IdPUser
-from .runner import DemoCredentials, Sandbox, sandbox_process
-from .weaviate import Principal, RecordedRequest, WeaviateConfig, WeaviateDouble
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .idp import IdentityProvider, IdPClient, IdPConfig, IdPUser
+    from .runner import DemoCredentials, Sandbox, sandbox_process
+    from .weaviate import Principal, RecordedRequest, WeaviateConfig, WeaviateDouble
+
+_WHERE = {
+    "IdentityProvider": "idp",
+    "IdPClient": "idp",
+    "IdPConfig": "idp",
+    "IdPUser": "idp",
+    "DemoCredentials": "runner",
+    "Sandbox": "runner",
+    "sandbox_process": "runner",
+    "Principal": "weaviate",
+    "RecordedRequest": "weaviate",
+    "WeaviateConfig": "weaviate",
+    "WeaviateDouble": "weaviate",
+}
 
 __all__ = [
     "DemoCredentials",
@@ -24,3 +46,10 @@ __all__ = [
     "WeaviateDouble",
     "sandbox_process",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

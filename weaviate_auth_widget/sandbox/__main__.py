@@ -1,8 +1,9 @@
 """``python -m weaviate_auth_widget.sandbox``: the demo sandbox in the foreground.
 
-Prints its URLs and its throwaway credentials (printing them is the point of a local
+Prints its URLs and its demo credentials (printing them is the point of a local
 demo), or one JSON line with ``--json`` so a script can spawn and parse it. Binds
-loopback only, and stops cleanly on SIGINT/SIGTERM.
+loopback only, on fixed ports by default, and stops cleanly on SIGINT/SIGTERM. The
+credentials derive from a per-user seed, so they stay the same across runs.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from . import demo_setup as demo
 from ._http import check_loopback
-from .runner import Sandbox
+
+demo.require_sandbox_extra()  # before anything imports joserfc
+from .runner import DemoCredentials, Sandbox  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,8 +29,25 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m weaviate_auth_widget.sandbox", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="Weaviate double port (default: a free one)")
-    parser.add_argument("--idp-port", type=int, default=0, help="OpenID provider port (default: a free one)")
+    port, idp_port = (
+        demo.env_port(demo.PORT_ENV, demo.DEFAULT_PORT),
+        demo.env_port(demo.IDP_PORT_ENV, demo.DEFAULT_IDP_PORT),
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=port,
+        help=f"Weaviate double port (default {port}, ${demo.PORT_ENV}; 0: a free one)",
+    )
+    parser.add_argument(
+        "--idp-port",
+        type=int,
+        default=idp_port,
+        help=f"OpenID provider port (default {idp_port}, ${demo.IDP_PORT_ENV}; 0: a free one)",
+    )
+    parser.add_argument(
+        "--fresh-credentials", action="store_true", help="new random credentials, not the ones kept for you"
+    )
     parser.add_argument("--token-lifetime", type=int, default=300, help="access token lifetime in seconds")
     parser.add_argument("--json", action="store_true", help="print one JSON line with URLs and credentials")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request (paths only)")
@@ -38,7 +59,7 @@ def _banner(sandbox: Sandbox) -> str:
     assert creds is not None
     return "\n".join(
         [
-            "Weaviate sandbox (local demo; these credentials are throwaway and change at every start)",
+            "Weaviate sandbox (local demo; the same credentials at every start, --fresh-credentials for new ones)",
             f"  Weaviate:       {sandbox.weaviate_url}   (version {sandbox.weaviate.config.version}, RBAC on)",
             f"  OpenID issuer:  {sandbox.idp_url}",
             "",
@@ -54,9 +75,12 @@ def _banner(sandbox: Sandbox) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         host = check_loopback(args.host)
+        creds = (
+            DemoCredentials.generate() if args.fresh_credentials else DemoCredentials.derive(demo.demo_seed())
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -69,12 +93,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     sandbox = Sandbox.demo(
-        host=host, port=args.port, idp_port=args.idp_port, token_lifetime=args.token_lifetime
+        host=host,
+        port=args.port,
+        idp_port=args.idp_port,
+        token_lifetime=args.token_lifetime,
+        credentials=creds,
     )
     try:
         sandbox.start()
     except OSError as exc:
-        print(f"error: could not start the sandbox: {exc}", file=sys.stderr)
+        ports = [
+            ("the Weaviate double", args.port, "--port", demo.PORT_ENV),
+            ("the OpenID provider", args.idp_port, "--idp-port", demo.IDP_PORT_ENV),
+        ]
+        print(
+            demo.taken_message(host, ports) or f"error: could not start the sandbox: {exc}", file=sys.stderr
+        )
         return 1
     try:
         print(json.dumps(sandbox.describe()) if args.json else _banner(sandbox), flush=True)

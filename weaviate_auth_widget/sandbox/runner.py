@@ -8,7 +8,10 @@ keeps them out of the way of whatever loop the caller runs.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import hashlib
+import hmac
 import json
 import secrets
 import subprocess
@@ -58,6 +61,24 @@ class DemoCredentials:
             client_id=DEMO_CLIENT_ID,
             service_client_id=DEMO_SERVICE_CLIENT_ID,
             service_client_secret=secrets.token_urlsafe(24),
+        )
+
+    @classmethod
+    def derive(cls, seed: bytes) -> DemoCredentials:
+        """The same credentials for the same seed: a demo profile saved today works tomorrow."""
+
+        def secret(label: str, size: int) -> str:
+            digest = hmac.new(seed, label.encode(), hashlib.sha256).digest()
+            return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:size]
+
+        return cls(
+            admin_api_key="admin-" + secret("admin_api_key", 32),
+            readonly_api_key="reader-" + secret("readonly_api_key", 32),
+            username=DEMO_USERNAME,
+            password=secret("password", 16),
+            client_id=DEMO_CLIENT_ID,
+            service_client_id=DEMO_SERVICE_CLIENT_ID,
+            service_client_secret=secret("service_client_secret", 32),
         )
 
     def as_dict(self) -> dict[str, str]:
@@ -308,8 +329,9 @@ async def _stop_server(server: HTTPServer) -> None:
 def sandbox_process(*args: str) -> Iterator[dict[str, Any]]:
     """``python -m weaviate_auth_widget.sandbox --json`` in its own process (no shared GIL
     with the caller: what benchmarks want); yields its ``describe()``."""
+    fresh = ["--port", "0", "--idp-port", "0", "--fresh-credentials"]  # never the demo's fixed ones
     proc = subprocess.Popen(  # noqa: S603 - our own module, arguments from the caller's code
-        [sys.executable, "-m", "weaviate_auth_widget.sandbox", "--json", *args],
+        [sys.executable, "-m", "weaviate_auth_widget.sandbox", "--json", *fresh, *args],
         stdout=subprocess.PIPE,
         text=True,
     )
