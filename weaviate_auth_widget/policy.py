@@ -17,6 +17,11 @@ from .urls import (
     remove_dot_segments,
 )
 
+_IDP_FIX = (
+    "Ask the cluster's administrator to configure an https:// identity provider (OIDC issuer); "
+    "only loopback addresses are exempt."
+)
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -92,11 +97,11 @@ class Policy:
         return url
 
     def check_endpoint(self, url: str, what: str) -> None:
-        """An identity provider's endpoint: https unless loopback (when required)."""
+        """An identity provider's URL: https unless loopback (when required)."""
         if urlsplit(url).scheme.lower() != "https":
-            self._check_https(url, what)
+            self._check_https(url, what, fix=_IDP_FIX)
 
-    def _check_https(self, url: str, what: str) -> None:
+    def _check_https(self, url: str, what: str, fix: str | None = None) -> None:
         if not self.require_https:
             return
         scheme = urlsplit(url).scheme.lower()
@@ -105,7 +110,8 @@ class Policy:
         raise InsecureURL(
             f"Refusing to send credentials in clear text to {what} {host_of(url)} ({scheme}://).",
             host=host_of(url),
-            fix="Use https:// (only loopback addresses are exempt), or allow insecure URLs "
+            fix=fix
+            or "Use https:// (only loopback addresses are exempt), or allow insecure URLs "
             "explicitly for a trusted private network.",
         )
 
