@@ -187,3 +187,19 @@ def test_invalid_host_names_are_refused(raw: str) -> None:
 def test_valid_international_host_names_are_kept() -> None:
     assert Profile(name="p", url="https://bücher.example/x").url == "https://bücher.example/x"
     assert Profile(name="p", url="https://xn--bcher-kva.example").url == "https://xn--bcher-kva.example"
+
+
+def test_a_saved_profile_stricter_rules_refuse_is_ignored_not_lost(tmp_path: Path) -> None:
+    """profiles.json written by an older version with a URL refused today (issue 8)."""
+    store = ProfileStore(tmp_path)
+    store.save(Profile(name="good", url="https://good.example.com"))
+    data = json.loads(store.path.read_text())
+    data["profiles"].append({"name": "evil", "url": "https://xn--evil.weaviate.cloud", "method": "api_key"})
+    store.path.write_text(json.dumps(data))
+    assert [p.name for p in store.list()] == ["good"]
+    with pytest.raises(ProfileNotFound):
+        store.get("evil")
+    store.save(Profile(name="other", url="https://other.example.com"))
+    assert "xn--evil" in store.path.read_text()  # nothing lost
+    assert store.delete("evil") is True
+    assert [p["name"] for p in json.loads(store.path.read_text())["profiles"]] == ["good", "other"]
