@@ -4,6 +4,11 @@ auth_overhead_ratio      median per-request time of WeaviateSession.get("/v1/met
                          cached token / a raw httpx.Client with a static header (target <= 1.05)
 stampede_provider_calls  token-endpoint calls when 200 threads ask for a token that has
                          just expired (target 1)
+policy_check_token_ratio median time of AuthService.token() on a cached token (what the
+                         broker's token route runs) with the per-use policy check / with a
+                         policy whose check does nothing (informational: nanoseconds)
+policy_check_request_ratio  median per-request time of a session whose token source checks
+                         the policy on every request / one that does not (target <= 1.02)
 """
 
 from __future__ import annotations
@@ -12,14 +17,18 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from weaviate_auth_widget.policy import Policy
 from weaviate_auth_widget.profiles import Profile
 from weaviate_auth_widget.sandbox import Sandbox, sandbox_process
 from weaviate_auth_widget.secrets import SecretStore
 from weaviate_auth_widget.service import AuthService
+from weaviate_auth_widget.session import WeaviateSession
+from weaviate_auth_widget.tokens import CachingTokenSource
 
 ROUNDS = 40
 PER_ROUND = 100
@@ -53,6 +62,56 @@ def auth_overhead_ratio(url: str, key: str, service: AuthService) -> float:
     return statistics.median(ratios)
 
 
+class _NoCheckPolicy(Policy):
+    """The baseline: a policy that admits every URL without looking."""
+
+    def check_url(self, url: str) -> str:
+        return url
+
+
+def _median_call_time(fn: Callable[[], object], calls: int = 2000) -> float:
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def policy_check_ratios(service: AuthService) -> tuple[float, float]:
+    """(token fast path, session request): with the per-use check / without; paired rounds.
+    Uses the "bench" profile saved by :func:`auth_overhead_ratio`."""
+    checked, unchecked = service.policy, _NoCheckPolicy()
+    service.login("bench")
+    token_ratios = []
+    for _ in range(ROUNDS):
+        service.policy = checked
+        with_check = _median_call_time(lambda: service.token("bench"))
+        service.policy = unchecked
+        without = _median_call_time(lambda: service.token("bench"))
+        token_ratios.append(with_check / without)
+    service.policy = checked
+    identity = service.identity("bench")
+    assert identity is not None
+    sessions = [
+        WeaviateSession(
+            url=identity.url,
+            token_source=CachingTokenSource(lambda r: service.token("bench", rejected=r), check=check),
+        )
+        for check in (lambda: service.policy.check_url(identity.url), None)
+    ]
+    for session in sessions:
+        _median_request_time(session)
+    request_ratios = []
+    for i in range(ROUNDS):
+        order = sessions if i % 2 else sessions[::-1]
+        times = {id(s): _median_request_time(s) for s in order}
+        request_ratios.append(times[id(sessions[0])] / times[id(sessions[1])])
+    for session in sessions:
+        session.close()
+    return statistics.median(token_ratios), statistics.median(request_ratios)
+
+
 def stampede_provider_calls(tmp: Path) -> int:
     with Sandbox.demo(token_lifetime=2, token_delay=0.2) as sandbox:
         creds = sandbox.credentials
@@ -84,6 +143,9 @@ def main() -> None:
         service = AuthService(directory=Path(tmp), secrets=SecretStore("file", directory=Path(tmp)))
         ratio = auth_overhead_ratio(info["weaviate_url"], info["credentials"]["admin_api_key"], service)
         print(f"auth_overhead_ratio: {ratio:.3f}")
+        token_ratio, request_ratio = policy_check_ratios(service)
+        print(f"policy_check_token_ratio: {token_ratio:.3f}")
+        print(f"policy_check_request_ratio: {request_ratio:.3f}")
         service.close()
         print(f"stampede_provider_calls: {stampede_provider_calls(Path(tmp))}")
 

@@ -66,6 +66,41 @@ def silent_server() -> Iterator[str]:
         sock.close()
 
 
+@contextmanager
+def byte_sink() -> Iterator[tuple[str, list[bytes]]]:
+    """A TCP server that records every byte it receives and answers nothing: the shape
+    of a proxy that reads what goes through it. Yields ``(url, received)``."""
+    received: list[bytes] = []
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1.0)
+                try:
+                    while data := conn.recv(65536):
+                        received.append(data)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", received
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        sock.close()
+
+
 def closed_port() -> int:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import byte_sink
 from weaviate_auth_widget.client import grpc_target
 from weaviate_auth_widget.profiles import Profile
 from weaviate_auth_widget.sandbox import Sandbox
@@ -62,6 +63,36 @@ def test_oidc_client_keeps_working_over_several_expiries(tmp_path: Path, sandbox
     assert running.idp_stats()["token"]["refresh_token"] >= 3
     users = {r.username for r in running.weaviate.requests if r.path == "/v1/schema"}
     assert users == {creds.username}
+    service.close()
+
+
+def test_grpc_to_a_loopback_cluster_never_goes_through_a_proxy(
+    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from weaviate.classes.query import Filter
+    from weaviate.config import AdditionalConfig, Timeout
+    from weaviate.exceptions import WeaviateDeleteManyError
+
+    service = _service(tmp_path)
+    service.save_profile(
+        Profile(name="k", url=sandbox.weaviate_url), {"api_key": sandbox.credentials.admin_api_key}
+    )
+    with byte_sink() as (proxy, received):
+        for name in ("grpc_proxy", "https_proxy", "http_proxy", "HTTPS_PROXY", "HTTP_PROXY"):
+            monkeypatch.setenv(name, proxy)
+        for name in ("no_grpc_proxy", "no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        with service.session("k") as session:
+            quick = AdditionalConfig(timeout=Timeout(insert=2))  # the caller's config is kept, merged
+            client = session.weaviate_client(skip_init_checks=True, additional_config=quick)
+            try:
+                assert client._connection.timeout_config.insert == 2
+                articles = client.collections.get("Article")
+                with pytest.raises(WeaviateDeleteManyError, match="UNAVAILABLE"):  # no gRPC server here
+                    articles.data.delete_many(where=Filter.by_property("title").equal("x"))  # gRPC, no retry
+            finally:
+                client.close()
+    assert received == []
     service.close()
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from weaviate_auth_widget.errors import InvalidProfile, ProfileNotFound, StoreUnavailable
+from weaviate_auth_widget.errors import InvalidProfile, PolicyRefused, ProfileNotFound, StoreUnavailable
+from weaviate_auth_widget.policy import Policy
 from weaviate_auth_widget.profiles import Profile, ProfileStore
 from weaviate_auth_widget.urls import normalize_url
 
@@ -137,3 +138,68 @@ def test_two_processes_saving_200_profiles_each_lose_none(tmp_path: Path) -> Non
     data = json.loads((tmp_path / "profiles.json").read_text())
     assert data["version"] == 1
     assert not list(tmp_path.glob("*.tmp"))
+
+
+# -- issue 8, item 5: dot segments cannot climb out of an allowed path prefix -----------------
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://h.example/prod/..", "https://h.example"),
+        ("https://h.example/prod/../admin", "https://h.example/admin"),
+        ("https://h.example/prod/./x/../y/", "https://h.example/prod/y"),
+        ("https://h.example/../../prod", "https://h.example/prod"),
+    ],
+)
+def test_dot_segments_are_removed(raw: str, expected: str) -> None:
+    assert normalize_url(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["https://h.example/prod/..", "https://h.example/prod/../other", "h.example/prod/./../x"],
+)
+def test_an_allowed_path_prefix_is_not_escaped_with_dot_segments(raw: str) -> None:
+    policy = Policy(allowed_urls=("https://h.example/prod",))
+    with pytest.raises(PolicyRefused):
+        policy.check_url(raw)
+    assert policy.check_url("https://h.example/prod/./x/..") == "https://h.example/prod"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["https://h.example/prod/%2e%2e", "https://h.example/prod/%2E%2e/x", "https://h.example/prod%2F..%2Fx"],
+)
+def test_encoded_dots_and_slashes_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidProfile, match="encoded"):
+        Policy(allowed_urls=("https://h.example/prod",)).check_url(raw)
+
+
+# -- issue 8, item 8: host names are validated fully (IDNA) when a profile is saved ----------
+@pytest.mark.parametrize(
+    "raw", ["https://xn--evil.weaviate.cloud", "https://a..b.example", "https://-x.example", "https://x_.y-"]
+)
+def test_invalid_host_names_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidProfile, match="host name") as err:
+        Profile(name="p", url=raw)
+    assert err.value.fix
+
+
+def test_valid_international_host_names_are_kept() -> None:
+    assert Profile(name="p", url="https://bücher.example/x").url == "https://bücher.example/x"
+    assert Profile(name="p", url="https://xn--bcher-kva.example").url == "https://xn--bcher-kva.example"
+
+
+def test_a_saved_profile_stricter_rules_refuse_is_ignored_not_lost(tmp_path: Path) -> None:
+    """profiles.json written by an older version with a URL refused today (issue 8)."""
+    store = ProfileStore(tmp_path)
+    store.save(Profile(name="good", url="https://good.example.com"))
+    data = json.loads(store.path.read_text())
+    data["profiles"].append({"name": "evil", "url": "https://xn--evil.weaviate.cloud", "method": "api_key"})
+    store.path.write_text(json.dumps(data))
+    assert [p.name for p in store.list()] == ["good"]
+    with pytest.raises(ProfileNotFound):
+        store.get("evil")
+    store.save(Profile(name="other", url="https://other.example.com"))
+    assert "xn--evil" in store.path.read_text()  # nothing lost
+    assert store.delete("evil") is True
+    assert [p["name"] for p in json.loads(store.path.read_text())["profiles"]] == ["good", "other"]

@@ -12,7 +12,7 @@ import pytest
 
 from weaviate_auth_widget.errors import InsecureURL, PolicyRefused
 from weaviate_auth_widget.policy import Policy
-from weaviate_auth_widget.tokens import CachingTokenSource, Token, jwt_expiry
+from weaviate_auth_widget.tokens import CachingTokenSource, Token, bearer_expiry, jwt_expiry, jwt_lifetime
 
 SECRET = "tok-SECRET-value-123"
 
@@ -121,3 +121,21 @@ def test_allowed_url_patterns_never_reach_past_the_host(url: str, pattern: str, 
 def test_tokens_compare_by_value_even_when_not_ascii() -> None:
     assert Token("clé-ünïcode") == Token("clé-ünïcode")
     assert Token("clé-ünïcode") != Token("cle-unicode")
+
+
+def _jwt(claims: dict[str, float]) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"e30.{body}.sig"
+
+
+def test_bearer_expiry_counts_the_lifetime_when_our_clock_is_behind() -> None:
+    """A pasted JWT issued "in our future" (our clock is 10 minutes slow) lives exp - iat
+    from now, not until its exp read on our slow clock (issue 8, item 10)."""
+    now = 1_000_000.0
+    ahead = _jwt({"iat": now + 600, "exp": now + 660})
+    assert jwt_lifetime(ahead) == 60
+    assert bearer_expiry(ahead, now) == now + 60
+    issued_earlier = _jwt({"iat": now - 30, "exp": now + 30})
+    assert bearer_expiry(issued_earlier, now) == now + 30
+    assert bearer_expiry(_jwt({"exp": now + 5}), now) == now + 5
+    assert bearer_expiry("not-a-jwt", now) is None

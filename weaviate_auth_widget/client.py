@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import InvalidProfile
-from .urls import is_cloud
+from .urls import is_cloud, is_loopback_host
 
 if TYPE_CHECKING:
     from .session import WeaviateSession
@@ -76,12 +76,25 @@ def connect_official(
     client = weaviate.WeaviateClient(
         connection_params=params,
         additional_headers=extra or None,
-        additional_config=additional_config,
+        additional_config=_direct_to_loopback(additional_config, params.grpc.host),
         skip_init_checks=skip_init_checks,
     )
     _bind_token_source(client._connection, session)
     client.connect()
     return client
+
+
+def _direct_to_loopback(config: Any, grpc_host: str) -> Any:
+    """gRPC reads ``http_proxy``/``grpc_proxy`` from the environment by itself; calls to a
+    loopback cluster (in clear, bearer inside) must never go through a proxy."""
+    if not is_loopback_host(grpc_host):
+        return config
+    from weaviate.config import AdditionalConfig, GrpcConfig
+
+    config = config or AdditionalConfig()
+    grpc = config.grpc_config or GrpcConfig()
+    options = [*(grpc.channel_options or ()), ("grpc.enable_http_proxy", 0)]
+    return config.model_copy(update={"grpc_config": grpc.model_copy(update={"channel_options": options})})
 
 
 def _bind_token_source(connection: Any, session: WeaviateSession) -> None:

@@ -15,12 +15,15 @@ from typing import Any
 import httpx
 
 from .errors import InvalidCredentials, LoginExpired, UnexpectedResponse, WrongMethod
-from .tokens import Token, jwt_expiry
+from .tokens import Token, jwt_expiry, jwt_lifetime
 from .transport import unreachable
 from .urls import host_of
 
 DISCOVERY_TTL = 300.0
 WEAVIATE_DISCOVERY_PATH = "/v1/.well-known/openid-configuration"
+PROVIDER_DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
+#: JWT times (and ``expires_in``) are whole seconds
+NUMERIC_DATE_GRANULARITY = 1.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class ClusterOIDC:
 class Provider:
     """The parts of the provider's discovery document we use."""
 
-    issuer: str | None
+    issuer: str
     token_endpoint: str
     revocation_endpoint: str | None
     grant_types: tuple[str, ...] | None
@@ -120,7 +123,14 @@ def cluster_oidc(
     return result
 
 
+def issuer_of(href: str) -> str:
+    """The issuer a discovery URL belongs to: ``href`` minus the well-known suffix."""
+    return href[: -len(PROVIDER_DISCOVERY_SUFFIX)] if href.endswith(PROVIDER_DISCOVERY_SUFFIX) else href
+
+
 def provider(client: httpx.Client, href: str) -> Provider:
+    """The provider's discovery document at ``href``; its ``issuer`` must be the URL
+    ``href`` was built from (OpenID Connect Discovery 1.0, section 4.3)."""
     cached = discovery_cache.get(href)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
@@ -139,10 +149,19 @@ def provider(client: httpx.Client, href: str) -> Provider:
     token_endpoint = data.get("token_endpoint")
     if not isinstance(token_endpoint, str):
         raise UnexpectedResponse(f"The identity provider at {host} has no token endpoint.", host=host)
+    issuer = data.get("issuer")
+    expected = issuer_of(href)
+    if not isinstance(issuer, str) or issuer.rstrip("/") != expected.rstrip("/"):
+        raise UnexpectedResponse(
+            f"The identity provider at {host} says it is {str(issuer)[:120]!r}, but the cluster "
+            f"named {expected[:120]!r}: a provider may only speak for its own issuer URL.",
+            host=host,
+            fix="Ask the cluster's administrator to set its OIDC issuer to the provider's exact issuer URL.",
+        )
     revocation = data.get("revocation_endpoint")
     grants = data.get("grant_types_supported")
     result = Provider(
-        issuer=data.get("issuer") if isinstance(data.get("issuer"), str) else None,
+        issuer=issuer,
         token_endpoint=token_endpoint,
         revocation_endpoint=revocation if isinstance(revocation, str) else None,
         grant_types=tuple(g for g in grants if isinstance(g, str)) if isinstance(grants, list) else None,
@@ -210,16 +229,26 @@ def token_request(
     access = data.get("access_token")
     if not isinstance(access, str) or not access:
         raise UnexpectedResponse(f"The identity provider at {host} returned no access token.", host=host)
-    expires_in = _number(data.get("expires_in"))
-    expiries = [t for t in (jwt_expiry(access), sent_at + expires_in if expires_in else None) if t]
     refresh = data.get("refresh_token")
     refresh_expires_in = _number(data.get("refresh_expires_in"))
     return Grant(
-        access=Token(access, min(expiries) if expiries else None),
+        access=Token(access, _expiry(access, _number(data.get("expires_in")), sent_at)),
         refresh_token=refresh if isinstance(refresh, str) and refresh else None,
         refresh_expires_at=sent_at + refresh_expires_in if refresh_expires_in else None,
         scope=data.get("scope") if isinstance(data.get("scope"), str) else None,
     )
+
+
+def _expiry(access: str, expires_in: float | None, sent_at: float) -> float | None:
+    """When ``access`` stops working, on *our* clock: its lifetime (``expires_in``, or
+    ``exp - iat``; the shorter when both) counted from when we asked. The JWT's absolute
+    ``exp`` is on the provider's clock: against a skewed local clock it would make every
+    token look stale (a refresh per request) or fresh for too long. Lifetimes are whole
+    seconds counted from a truncated ``iat``: the token may die up to a second early."""
+    lifetimes = [t for t in (expires_in, jwt_lifetime(access)) if t is not None]
+    if lifetimes:
+        return sent_at + min(lifetimes) - NUMERIC_DATE_GRANULARITY
+    return jwt_expiry(access)
 
 
 def revoke(client: httpx.Client, prov: Provider, token: str, client_id: str | None, hint: str) -> bool:

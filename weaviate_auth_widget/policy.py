@@ -1,14 +1,26 @@
-"""Administrator policy: which clusters credentials may go to, and how."""
+"""Administrator policy: which clusters and identity providers credentials may go to, and how."""
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import InsecureURL, PolicyRefused
-from .urls import host_of, is_loopback, normalize_url
+from .errors import InsecureURL, InvalidProfile, PolicyRefused
+from .urls import (
+    has_encoded_separator,
+    host_of,
+    is_loopback,
+    normalize_issuer,
+    normalize_url,
+    remove_dot_segments,
+)
+
+_IDP_FIX = (
+    "Ask the cluster's administrator to configure an https:// identity provider (OIDC issuer); "
+    "only loopback addresses are exempt."
+)
 
 
 @dataclass(frozen=True)
@@ -17,8 +29,10 @@ class Policy:
 
     ``allowed_urls`` are ``scheme://host[:port][/path]`` patterns (``https://*.weaviate.cloud``),
     matched part by part by :func:`url_matches`; an empty list allows every URL.
-    ``require_https`` refuses ``http://`` except to loopback hosts; turn it off only for
-    trusted private networks.
+    ``allowed_issuers`` are patterns of the same kind for the identity providers
+    (OIDC issuers) credentials may be sent to; empty allows any https issuer.
+    ``require_https`` refuses ``http://`` except to loopback addresses, for clusters and
+    identity providers alike; turn it off only for trusted private networks.
     """
 
     default_url: str | None = None
@@ -26,16 +40,32 @@ class Policy:
     require_https: bool = True
     allow_remember: bool = True
     ca_bundle: str | None = None
+    allowed_issuers: tuple[str, ...] = ()
+    #: URLs :meth:`check_url` admitted (raw -> normalised): every use of a credential
+    #: asks, so a repeated question must cost a dict lookup (the policy is immutable)
+    _verdicts: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.default_url:
             object.__setattr__(self, "default_url", normalize_url(self.default_url))
-        object.__setattr__(
-            self, "allowed_urls", tuple(p.strip().rstrip("/") for p in self.allowed_urls if p.strip())
-        )
+        for name in ("allowed_urls", "allowed_issuers"):
+            patterns = getattr(self, name)
+            object.__setattr__(self, name, tuple(p.strip().rstrip("/") for p in patterns if p.strip()))
 
     def check_url(self, url: str) -> str:
-        """Normalise ``url`` and raise unless credentials may be sent to it."""
+        """Normalise ``url`` and raise unless credentials may be sent to it.
+
+        Called on every use of a credential (login, token, refresh, revocation), so
+        admitted URLs are remembered; a new policy starts with none.
+        """
+        verdict = self._verdicts.get(url)
+        if verdict is None:
+            verdict = self._check_url(url)  # refusals are not remembered: not the hot path
+            if len(self._verdicts) < 1024:
+                self._verdicts[url] = verdict
+        return verdict
+
+    def _check_url(self, url: str) -> str:
         url = normalize_url(url)
         if self.allowed_urls and not any(url_matches(url, pattern) for pattern in self.allowed_urls):
             raise PolicyRefused(
@@ -43,13 +73,47 @@ class Policy:
                 host=host_of(url),
                 fix=f"Allowed clusters: {', '.join(self.allowed_urls)[:300]}.",
             )
-        if url.startswith("http://") and not is_loopback(url) and self.require_https:
-            raise InsecureURL(
-                f"Refusing to send credentials in clear text to {host_of(url)} (http://).",
-                host=host_of(url),
-                fix="Use https://, or allow insecure URLs explicitly for a trusted private network.",
-            )
+        self._check_https(url, "the cluster at")
         return url
+
+    def check_issuer(self, issuer: str, cluster_host: str) -> str:
+        """Raise unless credentials may go to the identity provider ``issuer`` names."""
+        try:
+            url = normalize_issuer(issuer)
+        except InvalidProfile as exc:
+            raise PolicyRefused(
+                f"The cluster at {cluster_host} names an unusable identity provider: {exc.reason}",
+                host=cluster_host,
+                fix="Ask the cluster's administrator to check its OIDC issuer setting.",
+            ) from None
+        if self.allowed_issuers and not any(url_matches(url, p) for p in self.allowed_issuers):
+            raise PolicyRefused(
+                f"Your administrator does not allow logins through the identity provider "
+                f"{host_of(url)} (named by the cluster at {cluster_host}).",
+                host=host_of(url),
+                fix=f"Allowed identity providers: {', '.join(self.allowed_issuers)[:300]}.",
+            )
+        self.check_endpoint(url, "the identity provider at")
+        return url
+
+    def check_endpoint(self, url: str, what: str) -> None:
+        """An identity provider's URL: https unless loopback (when required)."""
+        if urlsplit(url).scheme.lower() != "https":
+            self._check_https(url, what, fix=_IDP_FIX)
+
+    def _check_https(self, url: str, what: str, fix: str | None = None) -> None:
+        if not self.require_https:
+            return
+        scheme = urlsplit(url).scheme.lower()
+        if scheme == "https" or (scheme == "http" and is_loopback(url)):
+            return
+        raise InsecureURL(
+            f"Refusing to send credentials in clear text to {what} {host_of(url)} ({scheme}://).",
+            host=host_of(url),
+            fix=fix
+            or "Use https:// (only loopback addresses are exempt), or allow insecure URLs "
+            "explicitly for a trusted private network.",
+        )
 
     def check_remember(self, remember: bool) -> None:
         if remember and not self.allow_remember:
@@ -62,6 +126,7 @@ class Policy:
         return {
             "default_url": self.default_url,
             "allowed_urls": list(self.allowed_urls),
+            "allowed_issuers": list(self.allowed_issuers),
             "require_https": self.require_https,
             "allow_remember": self.allow_remember,
             "ca_bundle": self.ca_bundle,
@@ -75,7 +140,9 @@ def url_matches(url: str, pattern: str) -> bool:
     from the host into the path (``https://*.corp.example`` does not admit
     ``https://evil.example/x.corp.example``). ``*`` in the host matches within the host
     name only; no port means the scheme's default; ``:*`` any port; a path is a prefix
-    at a segment boundary; no path admits any path on that origin. No scheme means https.
+    at a segment boundary, after dot segments are removed (``/prod/..`` is not under
+    ``/prod``; encoded dots or slashes never match); no path admits any path on that
+    origin. No scheme means https.
     """
     scheme_pat, sep, rest = pattern.partition("://")
     if not sep:
@@ -100,7 +167,9 @@ def url_matches(url: str, pattern: str) -> bool:
         return False
     path_pat = path_pat.rstrip("/")
     if slash and path_pat:
-        path = parts.path.rstrip("/")
+        if has_encoded_separator(parts.path):
+            return False
+        path = remove_dot_segments(parts.path).rstrip("/")
         return path == "/" + path_pat or path.startswith("/" + path_pat + "/")
     return True
 

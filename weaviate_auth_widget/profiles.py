@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -14,6 +15,8 @@ from filelock import FileLock
 from .errors import InvalidProfile, ProfileNotFound, StoreUnavailable
 from .paths import ensure_private_dir, write_private_file
 from .urls import host_of, normalize_url
+
+log = logging.getLogger(__name__)
 
 Method = Literal["api_key", "password", "client_credentials", "bearer"]
 METHODS: tuple[Method, ...] = ("api_key", "password", "client_credentials", "bearer")
@@ -167,6 +170,9 @@ class ProfileStore:
         self.path = self.directory / "profiles.json"
         self._lock = FileLock(str(self.directory / ".profiles.lock"), timeout=lock_timeout, mode=0o600)
         self._cache: tuple[tuple[int, int, int], dict[str, Profile]] | None = None
+        #: entries stricter rules refuse now (e.g. an invalid host name saved by an older
+        #: version): ignored, never lost; written back as they are, deleted by name
+        self._unusable: list[dict[str, Any]] = []
 
     def __repr__(self) -> str:
         return f"ProfileStore({str(self.path)!r})"
@@ -194,7 +200,9 @@ class ProfileStore:
         validate_name(name)
         with self._locked():
             profiles = self._read(fresh=True)
-            existed = profiles.pop(name, None) is not None
+            kept = [raw for raw in self._unusable if raw.get("name") != name]
+            existed = profiles.pop(name, None) is not None or len(kept) != len(self._unusable)
+            self._unusable = kept
             if existed:
                 self._write(profiles)
             return existed
@@ -216,8 +224,7 @@ class ProfileStore:
             return dict(self._cache[1])
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
-            items = raw["profiles"]
-            profiles = {p["name"]: Profile.from_json(p) for p in items}
+            profiles = self._parse(raw["profiles"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreUnavailable(
                 f"The profile file {self.path} is damaged ({type(exc).__name__}).",
@@ -226,10 +233,31 @@ class ProfileStore:
         self._cache = (key, profiles)
         return dict(profiles)
 
+    def _parse(self, items: Iterable[Any]) -> dict[str, Profile]:
+        profiles: dict[str, Profile] = {}
+        unusable = []
+        for item in items:
+            try:
+                profile = Profile.from_json(item)
+            except InvalidProfile as exc:
+                if not isinstance(item, dict):
+                    raise
+                unusable.append(item)
+                log.warning(
+                    "Ignoring saved profile %.64r: %s Save it again or forget it.",
+                    item.get("name"),
+                    exc.reason,
+                )
+                continue
+            profiles[profile.name] = profile
+        self._unusable = unusable
+        return profiles
+
     def _write(self, profiles: dict[str, Profile]) -> None:
+        unusable = [raw for raw in self._unusable if raw.get("name") not in profiles]
         body = {
             "version": _FILE_VERSION,
-            "profiles": [p.to_json() for p in sorted(profiles.values(), key=lambda p: p.name)],
+            "profiles": [p.to_json() for p in sorted(profiles.values(), key=lambda p: p.name)] + unusable,
         }
         try:
             write_private_file(self.path, json.dumps(body, indent=2).encode("utf-8"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,7 +29,7 @@ from .errors import (
 from .paths import store_dir
 from .policy import Policy
 from .profiles import METHOD_LABELS, Profile, ProfileStore
-from .tokens import CachingTokenSource, LoginWatch, Token, jwt_expiry
+from .tokens import CachingTokenSource, LoginWatch, Token, bearer_expiry
 from .transport import HttpSettings
 from .urls import host_of
 
@@ -87,6 +88,8 @@ class _LoginState:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     access: Token | None = None
+    #: the cluster ``access`` is for: every hand-out re-checks the policy against it
+    url: str | None = None
     refresh_token: str | None = field(default=None, repr=False)
     provider: oidc.Provider | None = None
     client_id: str | None = None
@@ -324,7 +327,7 @@ class AuthService:
                 method=profile.method,
                 headers=self._cluster_headers(profile),
             )
-            state.access = token
+            state.access, state.url = token, profile.url
             state.identity = self._identity(profile, state, info)
             self._invalidate_secrets()
         self._logged_out.discard(name)  # only an explicit login ends a logout
@@ -342,21 +345,26 @@ class AuthService:
         ``rejected`` is a token the cluster just refused: if it is still the current
         one, get a new one even though it looks fresh. However many callers ask at
         once, one of them renews and the others receive its result.
+
+        Every call checks the policy as it is now (the administrator may have narrowed
+        it since the profile was saved); the check is remembered per URL by the policy.
         """
         self._check_not_logged_out(name)
         state = self._state(name)
-        access = state.access
-        if _usable(access, rejected):
+        access, url = state.access, state.url
+        if url is not None and _usable(access, rejected):
             assert access is not None
+            self.policy.check_url(url)
             return access
         profile = self.get_profile(name)
+        self.policy.check_url(profile.url)
         with state.lock:
             access = state.access
-            if _usable(access, rejected):
+            if state.url == profile.url and _usable(access, rejected):
                 assert access is not None
                 return access
             token = self._renew(profile, state) if state.identity else self._fresh_login(profile, state)
-            state.access = token
+            state.access, state.url = token, profile.url
             self._invalidate_secrets()
             if state.identity is not None:
                 state.identity = replace(
@@ -381,7 +389,11 @@ class AuthService:
     def logout(self, name: str) -> None:
         """End the login: revoke the refresh token at the provider, drop tokens held here
         and in every session made for it; until an explicit ``login``, ``token`` raises
-        ``LoginExpired`` instead of silently logging in again."""
+        ``LoginExpired`` instead of silently logging in again.
+
+        Revocation sends the refresh token, so it is skipped (the token is still
+        dropped here) when the policy no longer allows the cluster or its provider.
+        """
         profile = self.get_profile(name)
         self._logged_out.add(name)
         state = self._states.pop(name, None)
@@ -389,7 +401,13 @@ class AuthService:
         self.watch.ended(name)
         refresh = (state.refresh_token if state else None) or self._secret(profile, "refresh_token")
         if refresh and state and state.provider:
-            oidc.revoke(self.client, state.provider, refresh, state.client_id, "refresh_token")
+            try:
+                self.policy.check_url(profile.url)
+                self._check_provider(state.provider, host_of(profile.url))
+            except PolicyRefused as exc:
+                log.warning("not revoking the login of profile %s: %s", name, exc.reason)
+            else:
+                oidc.revoke(self.client, state.provider, refresh, state.client_id, "refresh_token")
         self._del_secret(profile, "refresh_token")
         log.info("logged out profile %s", name)
 
@@ -415,6 +433,7 @@ class AuthService:
 
     def _session_args(self, name: str) -> dict[str, Any]:
         identity = self.identity(name) or self.login(name)
+        self.policy.check_url(identity.url)
         return {
             "url": identity.url,
             "token_source": self.token_source(name),
@@ -424,7 +443,11 @@ class AuthService:
         }
 
     def token_source(self, name: str) -> CachingTokenSource:
-        source = CachingTokenSource(lambda rejected: self.token(name, rejected=rejected))
+        """A cache in front of :meth:`token` that still asks the policy on every use."""
+        url = self.get_profile(name).url
+        source = CachingTokenSource(
+            lambda rejected: self.token(name, rejected=rejected), check=lambda: self.policy.check_url(url)
+        )
         return self.watch.track(name, source)
 
     def status(self) -> dict[str, Any]:
@@ -443,7 +466,7 @@ class AuthService:
             return Token(self._require(profile, "api_key"))
         if profile.method == "bearer":
             value = self._require(profile, "bearer")
-            token = Token(value, jwt_expiry(value))
+            token = Token(value, bearer_expiry(value, time.time()))
             if not token.fresh(0):
                 raise LoginExpired(
                     f"The bearer token saved for profile {profile.name!r} has expired.",
@@ -504,17 +527,36 @@ class AuthService:
                 host=host,
                 fix="Use an API key instead.",
             )
-        state.provider = oidc.provider(self.client, info.href)
+        self.policy.check_issuer(oidc.issuer_of(info.href), host)
+        prov = oidc.provider(self.client, info.href)
+        self._check_provider(prov, host)
+        state.provider = prov
         grant = "password" if profile.method == "password" else "client_credentials"
         oidc.require_grant(state.provider, grant, host)
         state.client_id = profile.client_id or info.client_id
         extra = ("offline_access",) if profile.method == "password" else ()
         state.scope = oidc.merge_scopes(info.scopes, profile.scopes, *extra)
 
+    def _provider(self, profile: Profile, state: _LoginState) -> oidc.Provider:
+        """The provider to send a grant to, discovered if need be, allowed by the policy now."""
+        if state.provider is None:
+            self._discover(profile, state)
+        assert state.provider is not None
+        self._check_provider(state.provider, host_of(profile.url))
+        return state.provider
+
+    def _check_provider(self, prov: oidc.Provider, cluster_host: str) -> None:
+        """Every provider URL a credential goes to: an allowed issuer, https unless loopback."""
+        self.policy.check_issuer(prov.issuer, cluster_host)
+        self.policy.check_endpoint(prov.token_endpoint, "the token endpoint at")
+        if prov.revocation_endpoint:
+            self.policy.check_endpoint(prov.revocation_endpoint, "the revocation endpoint at")
+
     def _password(self, profile: Profile, state: _LoginState, password: str) -> Token:
-        assert state.provider is not None and profile.username
+        assert profile.username
         form = {"grant_type": "password", "username": profile.username, "password": password}
-        grant = oidc.token_request(self.client, state.provider, self._with_client(form, state))
+        prov = self._provider(profile, state)
+        grant = oidc.token_request(self.client, prov, self._with_client(form, state))
         self._keep_refresh(profile, state, grant.refresh_token)
         if grant.refresh_token or not profile.remember:
             # "remember" keeps the least that allows a silent re-login.
@@ -522,21 +564,16 @@ class AuthService:
         return grant.access
 
     def _client_credentials(self, profile: Profile, state: _LoginState) -> Token:
-        if state.provider is None:
-            self._discover(profile, state)
-        assert state.provider is not None
+        prov = self._provider(profile, state)
         form = {"grant_type": "client_credentials", "client_secret": self._require(profile, "client_secret")}
-        grant = oidc.token_request(self.client, state.provider, self._with_client(form, state))
+        grant = oidc.token_request(self.client, prov, self._with_client(form, state))
         return grant.access
 
     def _refresh(self, profile: Profile, state: _LoginState) -> Token:
-        if state.provider is None:
-            self._discover(profile, state)
-        assert state.provider is not None and state.refresh_token
+        prov = self._provider(profile, state)
+        assert state.refresh_token
         form = {"grant_type": "refresh_token", "refresh_token": state.refresh_token}
-        grant = oidc.token_request(
-            self.client, state.provider, self._with_client(form, state), refreshing=True
-        )
+        grant = oidc.token_request(self.client, prov, self._with_client(form, state), refreshing=True)
         self._keep_refresh(profile, state, grant.refresh_token or state.refresh_token)
         return grant.access
 

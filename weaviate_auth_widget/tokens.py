@@ -66,18 +66,45 @@ class Token:
         raise TypeError("Token objects are not picklable: they hold a credential.")
 
 
-def jwt_expiry(value: str) -> float | None:
-    """Read ``exp`` from a JWT *without* verifying it: only to know when to refresh."""
+def _jwt_claims(value: str) -> dict[str, object]:
+    """A JWT's claims read *without* verifying it: only to know when to refresh."""
     parts = value.split(".")
     if len(parts) != 3:
-        return None
+        return {}
     try:
         padded = parts[1] + "=" * (-len(parts[1]) % 4)
         claims = json.loads(base64.urlsafe_b64decode(padded))
-        exp = claims.get("exp") if isinstance(claims, dict) else None
-        return float(exp) if isinstance(exp, (int, float)) else None
     except (ValueError, TypeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _number_claim(claims: dict[str, object], name: str) -> float | None:
+    value = claims.get(name)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def jwt_expiry(value: str) -> float | None:
+    """``exp`` of a JWT: an instant on the *issuer's* clock, not necessarily ours."""
+    return _number_claim(_jwt_claims(value), "exp")
+
+
+def jwt_lifetime(value: str) -> float | None:
+    """``exp - iat`` of a JWT: how long it lives, whoever's clock is right."""
+    claims = _jwt_claims(value)
+    exp, iat = _number_claim(claims, "exp"), _number_claim(claims, "iat")
+    return None if exp is None or iat is None else exp - iat
+
+
+def bearer_expiry(value: str, now: float) -> float | None:
+    """When a pasted JWT stops working, on our clock. Its ``exp`` is on the issuer's
+    clock; a token issued "in our future" (``iat > now``: our clock is behind) lives
+    ``exp - iat`` from now, not until ``exp`` read on our slow clock."""
+    claims = _jwt_claims(value)
+    exp, iat = _number_claim(claims, "exp"), _number_claim(claims, "iat")
+    if exp is None:
         return None
+    return exp - max(0.0, iat - now) if iat is not None else exp
 
 
 @runtime_checkable
@@ -97,11 +124,20 @@ class CachingTokenSource:
     ``fetch(rejected)`` does the real work (ask the service or the broker); ``rejected``
     is set only when the server refused the very token this cache holds. The fast path
     takes no lock; callers that find the token stale queue on one lock, and all but the
-    first find a fresh token when they get it.
+    first find a fresh token when they get it. ``check``, when given, runs on every
+    call, cached token or not: it raises when the token may no longer be used (the
+    administrator's policy changed); it must be cheap.
     """
 
-    def __init__(self, fetch: Callable[[Token | None], Token], *, margin: float = DEFAULT_MARGIN) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[Token | None], Token],
+        *,
+        margin: float = DEFAULT_MARGIN,
+        check: Callable[[], object] | None = None,
+    ) -> None:
         self._fetch = fetch
+        self._check = check
         self._margin = margin
         self._token: Token | None = None
         self._lock = threading.Lock()
@@ -119,6 +155,8 @@ class CachingTokenSource:
         return token if token.fresh(self._margin) else None
 
     def token(self, *, rejected: Token | None = None) -> Token:
+        if self._check is not None:
+            self._check()
         token = self._usable(rejected)
         if token is not None:
             return token
@@ -132,6 +170,8 @@ class CachingTokenSource:
             return token
 
     async def atoken(self, *, rejected: Token | None = None) -> Token:
+        if self._check is not None:
+            self._check()
         token = self._usable(rejected)
         if token is not None:
             return token

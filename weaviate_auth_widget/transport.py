@@ -17,6 +17,8 @@ import httpx
 from .errors import ClusterUnreachable
 
 USER_AGENT = "weaviate-auth-widget"
+#: httpx mount patterns (any scheme and port) that never use a proxy: loopback hosts
+NO_PROXY_PATTERNS = ("all://127.0.0.1", "all://localhost", "all://[::1]")
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,9 @@ class HttpSettings:
 
     ``ca_bundle`` wins over ``SSL_CERT_FILE``; both add to nothing — the bundle named is
     the whole trust store, as with curl. Proxies come from the standard environment
-    variables (``HTTPS_PROXY``, ``NO_PROXY`` ...) because ``trust_env`` is on.
+    variables (``HTTPS_PROXY``, ``NO_PROXY`` ...) because ``trust_env`` is on, except
+    for loopback addresses: a proxy would see the credentials sent to a local server
+    (in clear text over http), so those never go through one, whatever ``NO_PROXY`` says.
     """
 
     connect_timeout: float = 5.0
@@ -49,6 +53,7 @@ class HttpSettings:
             "verify": self.ssl_context(),
             "trust_env": True,
             "headers": {"User-Agent": USER_AGENT},
+            "mounts": dict.fromkeys(NO_PROXY_PATTERNS),  # None: the client's own direct transport
         }
 
     def client(self, **kwargs: Any) -> httpx.Client:

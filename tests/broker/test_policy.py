@@ -27,6 +27,69 @@ def test_refused_url(api: Any, sandbox: Any) -> None:
     assert api("GET", "status").json()["policy"]["allowed_urls"] == ["https://*.weaviate.cloud"]
 
 
+def _password_body(sandbox: Any) -> dict[str, Any]:
+    creds = sandbox.credentials
+    return {
+        "url": sandbox.weaviate_url,
+        "method": "password",
+        "username": creds.username,
+        "secrets": {"password": creds.password},
+    }
+
+
+def test_token_route_checks_the_policy_as_it_is_now(api: Any, broker_app: Any, sandbox: Any) -> None:
+    """Profiles saved before the administrator narrowed allowed_urls: no credential is
+    used or returned any more, through any route (issue 8, item 1)."""
+    creds = sandbox.credentials
+    key_profile = {
+        "url": sandbox.weaviate_url,
+        "secrets": {"api_key": creds.admin_api_key, "header:X-OpenAI-Api-Key": "sk-module-key-1234"},
+        "headers": ["X-OpenAI-Api-Key"],
+    }
+    assert api("PUT", "profiles/key", json_body=key_profile).code == 200
+    assert api("PUT", "profiles/pw", json_body=_password_body(sandbox)).code == 200
+    assert api("POST", "profiles/key/token", auth="kernel").json()["token"] == creds.admin_api_key
+    assert api("POST", "profiles/pw/login").code == 200  # a token is cached for pw now
+    sandbox.reset_stats()
+
+    broker_app.allowed_urls = ["https://*.weaviate.cloud"]  # reconfigured
+    replies = [
+        api("POST", f"profiles/{name}/{route}", auth=auth)
+        for name in ("key", "pw")
+        for route, auth in (("token", "kernel"), ("token", "jupyter"), ("login", "jupyter"))
+    ]
+    for reply in replies:
+        assert (reply.code, reply.error_code) == (403, "policy_refused"), reply.text
+        for value in [*secret_values(sandbox), "sk-module-key-1234"]:
+            assert value not in reply.text
+    assert api("POST", "profiles/pw/logout").code == 204
+    assert sandbox.idp_stats()["token_total"] == 0 and sandbox.idp_stats()["revoke"] == 0
+    assert sandbox.weaviate.requests == []
+
+    broker_app.allowed_urls = []  # widened again: the saved credentials work again
+    assert api("POST", "profiles/key/token", auth="kernel").json()["token"] == creds.admin_api_key
+
+
+@pytest.mark.parametrize("url", ["https://xn--evil.weaviate.cloud", "https://a..weaviate.cloud"])
+def test_invalid_host_names_are_a_clear_400(api: Any, url: str) -> None:
+    reply = api("PUT", "profiles/p", json_body={"url": url, "secrets": {"api_key": "key-1234"}})
+    assert (reply.code, reply.error_code) == (400, "invalid_profile"), reply.text
+    assert "host name" in reply.json()["error"]["message"]
+    assert api("GET", "profiles").json() == {"profiles": []}
+
+
+@pytest.mark.parametrize(
+    "broker_environ", [{"WEAVIATE_AUTH_ALLOWED_ISSUERS": "https://login.example.com/realms/*, "}]
+)
+def test_allowed_issuers_from_the_environment(api: Any, sandbox: Any) -> None:
+    assert api("GET", "status").json()["policy"]["allowed_issuers"] == ["https://login.example.com/realms/*"]
+    assert api("PUT", "profiles/pw", json_body=_password_body(sandbox)).code == 200
+    refused = api("POST", "profiles/pw/token", auth="kernel")
+    assert (refused.code, refused.error_code) == (403, "policy_refused"), refused.text
+    assert "identity provider" in refused.json()["error"]["message"]
+    assert sandbox.idp_stats()["token_total"] == 0
+
+
 def test_insecure_url_refused_except_loopback(api: Any, sandbox: Any) -> None:
     insecure = api("PUT", "profiles/p", json_body={"url": "http://weaviate.example.com:8080"})
     assert (insecure.code, insecure.error_code) == (403, "insecure_url")
@@ -54,6 +117,7 @@ def test_remember_refused(api: Any, sandbox: Any, store_dir: Path) -> None:
 
 ENV = {
     "WEAVIATE_AUTH_ALLOWED_URLS": "https://a.example.com, https://*.b.example.com,",
+    "WEAVIATE_AUTH_ALLOWED_ISSUERS": "https://login.example.com",
     "WEAVIATE_AUTH_DEFAULT_URL": "https://a.example.com/",
     "WEAVIATE_AUTH_REQUIRE_HTTPS": "false",
     "WEAVIATE_AUTH_ALLOW_REMEMBER": "no",
@@ -82,6 +146,7 @@ class TestEnvironment:
         assert policy == {
             "default_url": "https://a.example.com",
             "allowed_urls": ["https://a.example.com", "https://*.b.example.com"],
+            "allowed_issuers": ["https://login.example.com"],
             "require_https": False,
             "allow_remember": False,
             "ca_bundle": "/etc/ssl/custom.pem",

@@ -161,6 +161,7 @@ def test_status(api: Any, broker: Any, jp_serverapp: Any) -> None:
     assert status["policy"] == {
         "default_url": None,
         "allowed_urls": [],
+        "allowed_issuers": [],
         "require_https": True,
         "allow_remember": True,
         "ca_bundle": None,

@@ -9,6 +9,7 @@ trait                      environment variable                default
 =========================  ==================================  ==============================
 default_cluster_url        WEAVIATE_AUTH_DEFAULT_URL           none
 allowed_urls               WEAVIATE_AUTH_ALLOWED_URLS (a,b,c)  any URL
+allowed_issuers            WEAVIATE_AUTH_ALLOWED_ISSUERS (a,b)  any https issuer
 require_https              WEAVIATE_AUTH_REQUIRE_HTTPS         true (loopback exempt)
 allow_remember             WEAVIATE_AUTH_ALLOW_REMEMBER        true
 store_backend              WEAVIATE_AUTH_STORE_BACKEND         auto
@@ -35,7 +36,7 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Bool, Dict, Int, List, Type, Unicode, default, validate
+from traitlets import Bool, Dict, Int, List, Type, Unicode, default, observe, validate
 
 from .. import __version__
 from ..errors import StoreUnavailable
@@ -53,6 +54,7 @@ from .save_guard import SaveGuard
 
 ENV_DEFAULT_URL = "WEAVIATE_AUTH_DEFAULT_URL"
 ENV_ALLOWED_URLS = "WEAVIATE_AUTH_ALLOWED_URLS"
+ENV_ALLOWED_ISSUERS = "WEAVIATE_AUTH_ALLOWED_ISSUERS"
 ENV_REQUIRE_HTTPS = "WEAVIATE_AUTH_REQUIRE_HTTPS"
 ENV_ALLOW_REMEMBER = "WEAVIATE_AUTH_ALLOW_REMEMBER"
 ENV_STORE_BACKEND = "WEAVIATE_AUTH_STORE_BACKEND"
@@ -69,6 +71,10 @@ _MAX_KEY_FILE = 64 * 1024
 def _env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None
+
+
+def _env_list(name: str) -> list[str]:
+    return [p.strip() for p in (_env(name) or "").split(",") if p.strip()]
 
 
 class WeaviateAuthApp(ExtensionApp):
@@ -93,10 +99,18 @@ class WeaviateAuthApp(ExtensionApp):
         "(e.g. 'https://*.weaviate.cloud'; '*' matches within the host only); empty allows any. "
         f"Env: {ENV_ALLOWED_URLS} (comma-separated).",
     )
+    allowed_issuers = List(
+        Unicode(),
+        config=True,
+        help="Patterns 'scheme://host[:port][/path]' of the identity providers (OIDC issuers) "
+        "credentials may go to (e.g. 'https://login.example.com/realms/*'); empty allows any "
+        f"https issuer. Env: {ENV_ALLOWED_ISSUERS} (comma-separated).",
+    )
     require_https = Bool(
         True,
         config=True,
-        help=f"Refuse http:// cluster URLs, except to loopback hosts. Env: {ENV_REQUIRE_HTTPS}.",
+        help="Refuse http:// cluster and identity-provider URLs, except to loopback addresses. "
+        f"Env: {ENV_REQUIRE_HTTPS}.",
     )
     allow_remember = Bool(
         True,
@@ -170,8 +184,11 @@ class WeaviateAuthApp(ExtensionApp):
 
     @default("allowed_urls")
     def _default_allowed_urls(self) -> list[str]:
-        raw = _env(ENV_ALLOWED_URLS) or ""
-        return [p.strip() for p in raw.split(",") if p.strip()]
+        return _env_list(ENV_ALLOWED_URLS)
+
+    @default("allowed_issuers")
+    def _default_allowed_issuers(self) -> list[str]:
+        return _env_list(ENV_ALLOWED_ISSUERS)
 
     @default("require_https")
     def _default_require_https(self) -> bool:
@@ -243,10 +260,19 @@ class WeaviateAuthApp(ExtensionApp):
         return Policy(
             default_url=self.default_cluster_url or None,
             allowed_urls=tuple(self.allowed_urls),
+            allowed_issuers=tuple(self.allowed_issuers),
             require_https=self.require_https,
             allow_remember=self.allow_remember,
             ca_bundle=self.ca_bundle or None,
         )
+
+    @observe("default_cluster_url", "allowed_urls", "allowed_issuers", "require_https", "allow_remember")
+    def _policy_changed(self, change: Any) -> None:
+        """Reconfiguration takes effect at once: the next use of any credential (token,
+        refresh, login, logout) is checked against the new policy."""
+        if self.broker is not None:
+            self.broker.service.policy = self.policy()
+            self.log.info("weaviate-auth: policy changed (%s).", change["name"])
 
     def _store_key(self) -> str | bytes | None:
         """The encrypted store's key: from ``WEAVIATE_AUTH_STORE_KEY`` (then removed from the

@@ -57,6 +57,10 @@ class IdPClient:
 
 @dataclass
 class IdPConfig:
+    """``endpoint_base``, when set, is where the discovery document says the token and
+    revocation endpoints are (a provider behind a gateway that names another host);
+    the issuer stays the provider's own URL."""
+
     users: dict[str, IdPUser] = field(default_factory=dict)
     clients: dict[str, IdPClient] = field(default_factory=dict)
     access_token_lifetime: int = 300
@@ -64,6 +68,7 @@ class IdPConfig:
     token_delay: float = 0.0
     advertise_revocation: bool = True
     advertise_grant_types: bool = True
+    endpoint_base: str | None = None
 
 
 @dataclass
@@ -225,9 +230,10 @@ class IdentityProvider:
     # -- the grants ------------------------------------------------------------------
 
     def discovery(self) -> dict[str, Any]:
+        base = (self.config.endpoint_base or self.url).rstrip("/")
         doc: dict[str, Any] = {
             "issuer": self.issuer,
-            "token_endpoint": self.url + "/token",
+            "token_endpoint": base + "/token",
             "jwks_uri": self.url + "/jwks",
             "response_types_supported": ["code", "token", "id_token"],
             "subject_types_supported": ["public"],
@@ -236,7 +242,7 @@ class IdentityProvider:
             "scopes_supported": ["openid", "email", "profile", "groups", "offline_access"],
         }
         if self.config.advertise_revocation:
-            doc["revocation_endpoint"] = self.url + "/revoke"
+            doc["revocation_endpoint"] = base + "/revoke"
         if self.config.advertise_grant_types:
             doc["grant_types_supported"] = list(GRANTS)
         return doc
