@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .errors import InvalidProfile, ProfileNotFound, StoreUnavailable
 from .paths import ensure_private_dir, write_private_file
@@ -113,6 +116,13 @@ class Profile:
     def primary_secret(self) -> str:
         return PRIMARY_SECRET[self.method]
 
+    @property
+    def secret_scope(self) -> str:
+        """What this profile's stored secrets are bound to: its URL and method. A secret
+        kept under another scope is never used for this profile, so no interleaving of
+        saves and logins can hand a credential to a URL it was not saved for."""
+        return hashlib.sha256(f"{self.method}\n{self.url}".encode()).hexdigest()[:32]
+
     def secret_kinds(self) -> tuple[str, ...]:
         """Every secret kind this profile may have stored."""
         kinds = ["api_key", "password", "client_secret", "bearer", "refresh_token"]
@@ -159,13 +169,16 @@ class ProfileStore:
     """``profiles.json``: 0600 in a 0700 directory, replaced atomically under a file lock.
 
     Every write re-reads the file inside the lock, so concurrent writers in several
-    processes never lose each other's profiles.
+    processes never lose each other's profiles; :meth:`transaction` holds the same lock
+    across several steps (a profile and its secrets change as one unit).
     """
 
     def __init__(self, directory: Path, *, lock_timeout: float = 10.0) -> None:
         self.directory = Path(directory)
         self.path = self.directory / "profiles.json"
+        self._lock_timeout = lock_timeout
         self._lock = FileLock(str(self.directory / ".profiles.lock"), timeout=lock_timeout, mode=0o600)
+        self._thread_lock = threading.RLock()
         self._cache: tuple[tuple[int, int, int], dict[str, Profile]] | None = None
 
     def __repr__(self) -> str:
@@ -174,10 +187,11 @@ class ProfileStore:
     def list(self) -> list[Profile]:
         return sorted(self._read().values(), key=lambda p: p.name)
 
-    def get(self, name: str) -> Profile:
+    def get(self, name: str, *, fresh: bool = False) -> Profile:
+        """The profile ``name``; ``fresh`` re-reads the file (inside a transaction)."""
         validate_name(name)
         try:
-            return self._read()[name]
+            return self._read(fresh=fresh)[name]
         except KeyError:
             raise ProfileNotFound(
                 f"There is no saved profile named {name!r}.",
@@ -199,10 +213,30 @@ class ProfileStore:
                 self._write(profiles)
             return existed
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the store's lock — this process's threads and other processes alike —
+        across several steps. Re-entrant in the holding thread."""
+        with self._locked():
+            yield
+
     # -- internals -------------------------------------------------------------
-    def _locked(self) -> FileLock:
-        ensure_private_dir(self.directory)
-        return self._lock
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._thread_lock:
+            ensure_private_dir(self.directory)
+            try:
+                self._lock.acquire()
+            except Timeout:
+                raise StoreUnavailable(
+                    f"{self.path} is locked by another process (waited {self._lock_timeout:g} s).",
+                    fix="Try again. If it persists and no Jupyter process is running, delete "
+                    f"{self.directory / '.profiles.lock'}.",
+                ) from None
+            try:
+                yield
+            finally:
+                self._lock.release()
 
     def _read(self, *, fresh: bool = False) -> dict[str, Profile]:
         try:
