@@ -15,9 +15,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -522,3 +524,110 @@ def test_a_server_on_a_unix_socket(isolated: dict[str, str], tmp_path: Path) -> 
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+class Impostor:
+    """Whatever took a dead server's port: answers like a broker (``status``, ``proof``,
+    200 to everything else) and keeps every request it gets. ``relay_to`` forwards the
+    ``proof`` challenge to a real broker (which holds another token) and returns its answer."""
+
+    def __init__(self, relay_to: str | None = None) -> None:
+        self.relay_to = relay_to
+        self.seen: list[str] = []
+        self.url = ""
+
+
+@contextmanager
+def impostor_server(relay_to: str | None = None) -> Iterator[Impostor]:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    imp = Impostor(relay_to)
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            imp.seen.append(f"{self.command} {self.path}\n{self.headers}\n{body.decode('utf-8', 'replace')}")
+            if "/proof" in self.path and imp.relay_to:
+                query = self.path.partition("?")[2]
+                data = httpx.get(f"{imp.relay_to}weaviate-auth/api/proof?{query}", trust_env=False).content
+            elif "/proof" in self.path:
+                data = json.dumps({"proof": secrets.token_hex(32)}).encode()
+            elif self.path.endswith("/status"):
+                data = json.dumps({"mode": "broker", "store": "impostor"}).encode()
+            else:
+                data = b"{}"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    imp.url = f"http://127.0.0.1:{server.server_address[1]}/"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield imp
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_stale_connection_file_whose_pid_and_port_were_taken_is_not_trusted(
+    isolated: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server died; its pid now belongs to an unrelated live process and another
+    program listens on its port. The kernel sends neither the broker token nor a secret
+    there, falls back to in-process, and says why. Relaying the challenge to a real
+    broker (another server, another token) does not help the impostor."""
+    from weaviate_auth_widget.errors import BrokerUnavailable
+    from weaviate_auth_widget.kernel import NotTheBroker
+    from weaviate_auth_widget.profiles import Profile
+
+    runtime = Path(isolated["JUPYTER_RUNTIME_DIR"])
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    real = JupyterServer(isolated, tmp_path / "root").start()
+    typed_secret = "sk-typed-" + secrets.token_hex(16)
+    try:
+        for relay in (None, real.url):
+            kernel.reset_backend()
+            with impostor_server(relay) as imp:
+                stale_token = secrets.token_urlsafe(32)
+                stale = runtime / f"weaviate-auth-broker-{unrelated.pid}.json"
+                content = {"url": imp.url + "weaviate-auth/api/", "token": stale_token, "pid": unrelated.pid}
+                stale.write_text(json.dumps(content))
+                stale.chmod(0o600)
+                os.utime(stale)  # the newest file in the runtime dir, too
+                monkeypatch.setenv(BROKER_FILE_ENV, str(stale))
+                found = find_broker()
+                assert found is not None and found.url == content["url"] and kernel.pid_alive(found.pid)
+
+                backend = kernel.get_backend()
+                assert not isinstance(backend, BrokerClient) and backend.mode == "in-process"
+                assert "could not prove it is the weaviate-auth broker" in kernel.describe_mode()
+                with pytest.raises(BrokerUnavailable):
+                    kernel.get_backend("broker")
+                client = BrokerClient(found)
+                with pytest.raises(NotTheBroker, match="could not prove") as caught:
+                    client.save_profile(Profile(name="p", url="https://x.example"), {"api_key": typed_secret})
+                assert str(stale) in str(caught.value)
+                with pytest.raises(NotTheBroker):
+                    client.token("p")
+                client.close()
+
+                assert imp.seen, "the impostor was never even asked"
+                for request in imp.seen:
+                    assert "/proof?" in request.splitlines()[0], request.splitlines()[0]
+                    for value in (stale_token, typed_secret, broker_token(real), real.token):
+                        assert value not in request
+                    assert BROKER_HEADER.lower() not in request.lower()
+    finally:
+        real.stop()
+        unrelated.kill()
+        unrelated.wait(5)
