@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import QuietHandler, serving
 from weaviate_auth_widget import chain, kernel
 from weaviate_auth_widget.kernel import BROKER_FILE_ENV, BROKER_HEADER, BrokerClient, find_broker
 from weaviate_auth_widget.tokens import CachingTokenSource
@@ -539,11 +539,9 @@ class Impostor:
 
 @contextmanager
 def impostor_server(relay_to: str | None = None) -> Iterator[Impostor]:
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     imp = Impostor(relay_to)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
@@ -557,26 +555,13 @@ def impostor_server(relay_to: str | None = None) -> Iterator[Impostor]:
                 data = json.dumps({"mode": "broker", "store": "impostor"}).encode()
             else:
                 data = b"{}"
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_json(data)
 
         do_GET = do_POST = do_PUT = do_DELETE = _answer
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    imp.url = f"http://127.0.0.1:{server.server_address[1]}/"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as url:
+        imp.url = url
         yield imp
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_stale_connection_file_whose_pid_and_port_were_taken_is_not_trusted(
