@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -15,7 +16,7 @@ from typing import Any, Literal
 from filelock import FileLock, Timeout
 
 from .errors import InvalidProfile, ProfileNotFound, StoreUnavailable
-from .paths import ensure_private_dir, write_private_file
+from .paths import check_owned, check_private_dir, ensure_private_dir, read_private_file, write_private_file
 from .urls import normalize_url
 
 Method = Literal["api_key", "password", "client_credentials", "bearer"]
@@ -239,17 +240,26 @@ class ProfileStore:
                 self._lock.release()
 
     def _read(self, *, fresh: bool = False) -> dict[str, Profile]:
+        """The profiles in the file: only from a directory and a file of this user's own,
+        never through a symbolic link (see :mod:`.paths`)."""
+        check_private_dir(self.directory)
         try:
-            st = self.path.stat()
+            st = os.lstat(self.path)
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise StoreUnavailable(f"Cannot read {self.path} ({exc.strerror}).") from None
+        check_owned(self.path, st, "profile file")
         key = (st.st_mtime_ns, st.st_size, st.st_ino)  # atomic replace changes the inode
         if not fresh and self._cache and self._cache[0] == key:
             return dict(self._cache[1])
+        found = read_private_file(self.path, "profile file")
+        if found is None:
+            return {}
+        data, st = found
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
         try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            raw = json.loads(data.decode("utf-8"))
             items = raw["profiles"]
             profiles = {p["name"]: Profile.from_json(p) for p in items}
         except (OSError, ValueError, KeyError, TypeError) as exc:

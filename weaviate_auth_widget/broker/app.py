@@ -341,12 +341,12 @@ class WeaviateAuthApp(ExtensionApp):
             return
         try:
             self.connection.write(server_broker_url(self.serverapp))
-        except OSError as exc:
+        except (OSError, StoreUnavailable) as exc:  # the latter: a runtime dir not ours, or a link
             self.log.error(
                 "weaviate-auth: cannot write the broker connection file %s (%s); kernels will use "
                 "their in-process mode.",
                 self.connection.path,
-                exc.strerror,
+                exc.strerror if isinstance(exc, OSError) else exc,
             )
 
     def initialize_handlers(self) -> None:
