@@ -50,6 +50,7 @@ from .auth import hub_owner, local_user, new_broker_token
 from .connection import ConnectionFile, connection_path, server_broker_url
 from .handlers import SETTINGS_KEY, Broker, _KernelAuthorizer
 from .save_guard import SaveGuard
+from .upload_guard import guard_chunked_uploads
 
 ENV_DEFAULT_URL = "WEAVIATE_AUTH_DEFAULT_URL"
 ENV_ALLOWED_URLS = "WEAVIATE_AUTH_ALLOWED_URLS"
@@ -320,6 +321,7 @@ class WeaviateAuthApp(ExtensionApp):
         self.settings[SETTINGS_KEY] = self.broker
         if self.save_guard:
             serverapp.contents_manager.register_pre_save_hook(guard.pre_save_hook)  # type: ignore[no-untyped-call]
+            guard_chunked_uploads(serverapp.contents_manager, guard)
             executor.submit(guard.warm)
         self.connection = ConnectionFile(
             connection_path(serverapp.runtime_dir), token=token, user=owner or local_user()
