@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,43 @@ def test_processes_saving_one_profile(tmp_path: Path, sandbox: Any, weaviate_fac
         for proc in procs:
             if proc.is_alive():
                 proc.kill()
+
+
+def test_a_login_finishing_after_a_url_change_keeps_no_secret(tmp_path: Path, sandbox_factory: Any) -> None:
+    """A password login is waiting for the provider when the profile is saved with another
+    URL: the refresh token it then receives is not kept for the profile (it would go to
+    the new URL's provider next time)."""
+    from weaviate_auth_widget.sandbox import Sandbox
+
+    demo = Sandbox.demo(token_delay=1.5)
+    slow = sandbox_factory(demo.idp.config, demo._first_config, credentials=demo.credentials)
+    creds = slow.credentials
+    service = make_service(tmp_path)
+    service.save_profile(
+        Profile(name="pw", url=slow.weaviate_url, method="password", username=creds.username),
+        {"password": creds.password},
+    )
+    outcome: list[object] = []
+    login = threading.Thread(target=lambda: outcome.append(_attempt(service.login, "pw")))
+    login.start()
+    deadline = time.monotonic() + 10
+    while slow.idp_stats()["token_total"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the password grant is on its way to the (slow) provider
+    moved = Profile(name="pw", url="https://elsewhere.example", method="password", username=creds.username)
+    service.save_profile(moved)
+    login.join(30)
+    assert outcome, "the login did not finish"
+
+    fresh = make_service(tmp_path)
+    profile = fresh.get_profile("pw")
+    assert profile.url == moved.url and not fresh.has_secret(profile)
+    assert fresh.secrets.get("pw", "refresh_token") is None and fresh.secrets.get("pw", "password") is None
+    fresh.close()
+    service.close()
+
+
+def _attempt(fn: Any, *args: Any) -> object:
+    try:
+        return fn(*args)
+    except Exception as exc:  # the outcome of the login does not matter here
+        return exc
