@@ -538,7 +538,7 @@ class Impostor:
 
 
 @contextmanager
-def impostor_server(relay_to: str | None = None) -> Iterator[Impostor]:
+def impostor_server(relay_to: str | None = None, port: int = 0) -> Iterator[Impostor]:
     imp = Impostor(relay_to)
 
     class Handler(QuietHandler):
@@ -559,7 +559,7 @@ def impostor_server(relay_to: str | None = None) -> Iterator[Impostor]:
 
         do_GET = do_POST = do_PUT = do_DELETE = _answer
 
-    with serving(Handler) as url:
+    with serving(Handler, port) as url:
         imp.url = url
         yield imp
 
@@ -616,3 +616,31 @@ def test_a_stale_connection_file_whose_pid_and_port_were_taken_is_not_trusted(
         real.stop()
         unrelated.kill()
         unrelated.wait(5)
+
+
+def test_a_client_in_use_checks_the_broker_again_before_trusting_a_new_listener(
+    isolated: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server a long-lived client talks to crashes and another program takes its port:
+    once the trust period is over (0 s here), the client asks for a proof again and sends
+    nothing to the newcomer."""
+    from weaviate_auth_widget.kernel import NotTheBroker
+
+    server = JupyterServer(isolated, tmp_path / "root").start()
+    try:
+        monkeypatch.setenv(BROKER_FILE_ENV, str(server.broker_file))
+        client = BrokerClient()
+        assert client.status()["mode"] == "broker"
+        token = broker_token(server)
+        monkeypatch.setattr(kernel, "TRUST_SECONDS", 0.0)
+        assert client.status()["mode"] == "broker"  # the real broker proves itself each time
+        server.stop(crash=True)
+        assert server.broker_file.exists()
+        with impostor_server(port=server.port) as imp:
+            with pytest.raises(NotTheBroker):
+                client.status()
+            assert imp.seen and all("/proof?" in r.splitlines()[0] for r in imp.seen)
+            assert not any(token in r for r in imp.seen)
+        client.close()
+    finally:
+        server.stop()
