@@ -295,12 +295,18 @@ class NotTheBroker(BrokerUnavailable):
     """What listens at a connection file's address could not prove it holds the file's
     token: the file is stale and another process has the port. Nothing was sent to it."""
 
-    def __init__(self, info: BrokerInfo) -> None:
+    def __init__(self, info: BrokerInfo, *, no_route: bool = False) -> None:
         where = f" {info.path}" if info.path else " the connection file"
+        older = (
+            " If that server is running, it may have a weaviate-auth-widget older than this "
+            "kernel's (no proof route): restart it."
+            if no_route
+            else ""
+        )
         super().__init__(
             f"The process listening at {info.url} is not the Jupyter server that wrote{where}: "
             "it could not prove it holds that file's broker token, so neither the token nor "
-            "any secret was sent to it (the file is stale and another program has its port).",
+            "any secret was sent to it (the file is stale and another program has its port)." + older,
             fix="Restart this kernel from a running Jupyter server with the weaviate-auth extension"
             + (f", or delete {info.path}." if info.path else "."),
         )
@@ -632,7 +638,7 @@ class BrokerClient:
             answer = data.get("proof") if isinstance(data, dict) else None
         if not proof_matches(info.token, nonce, answer):
             log.warning("weaviate-auth: %s could not prove it is the broker of %s", info.url, info.path)
-            raise NotTheBroker(info)
+            raise NotTheBroker(info, no_route=response.status_code == 404)
         self._trusted, self._trusted_until = info, time.monotonic() + TRUST_SECONDS
 
     def _send(
