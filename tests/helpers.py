@@ -23,7 +23,7 @@ class Recorder:
 def recorder() -> Iterator[Recorder]:
     rec = Recorder()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _answer(self) -> None:
             rec.seen.append({k.lower(): v for k, v in self.headers.items()})
             if rec.redirect_to:
@@ -32,23 +32,38 @@ def recorder() -> Iterator[Recorder]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
+            self.send_json(b"{}")
 
         do_GET = do_POST = _answer
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+    with serving(Handler) as url:
+        rec.url = url.rstrip("/")
+        yield rec
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}"
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def send_json(self, data: bytes, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], port: int = 0) -> Iterator[str]:
+    """Serve ``handler`` on loopback (``port``, or a free one) in a thread; yields
+    ``http://127.0.0.1:<port>/``."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield rec
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
     finally:
         server.shutdown()
         server.server_close()

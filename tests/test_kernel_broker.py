@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import QuietHandler, serving
 from weaviate_auth_widget import chain, kernel
 from weaviate_auth_widget.kernel import BROKER_FILE_ENV, BROKER_HEADER, BrokerClient, find_broker
 from weaviate_auth_widget.tokens import CachingTokenSource
@@ -592,5 +594,125 @@ def test_logout_through_the_broker_ends_the_kernels_sessions(
         assert server.api("POST", f"{api}/token").status_code == 409  # saving is not logging in
         assert server.api("POST", f"{api}/login").status_code == 200
         assert server.api("POST", f"{api}/token").status_code == 200
+    finally:
+        server.stop()
+
+
+class Impostor:
+    """Whatever took a dead server's port: answers like a broker (``status``, ``proof``,
+    200 to everything else) and keeps every request it gets. ``relay_to`` forwards the
+    ``proof`` challenge to a real broker (which holds another token) and returns its answer."""
+
+    def __init__(self, relay_to: str | None = None) -> None:
+        self.relay_to = relay_to
+        self.seen: list[str] = []
+        self.url = ""
+
+
+@contextmanager
+def impostor_server(relay_to: str | None = None, port: int = 0) -> Iterator[Impostor]:
+    imp = Impostor(relay_to)
+
+    class Handler(QuietHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            imp.seen.append(f"{self.command} {self.path}\n{self.headers}\n{body.decode('utf-8', 'replace')}")
+            if "/proof" in self.path and imp.relay_to:
+                query = self.path.partition("?")[2]
+                data = httpx.get(f"{imp.relay_to}weaviate-auth/api/proof?{query}", trust_env=False).content
+            elif "/proof" in self.path:
+                data = json.dumps({"proof": secrets.token_hex(32)}).encode()
+            elif self.path.endswith("/status"):
+                data = json.dumps({"mode": "broker", "store": "impostor"}).encode()
+            else:
+                data = b"{}"
+            self.send_json(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    with serving(Handler, port) as url:
+        imp.url = url
+        yield imp
+
+
+def test_a_stale_connection_file_whose_pid_and_port_were_taken_is_not_trusted(
+    isolated: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server died; its pid now belongs to an unrelated live process and another
+    program listens on its port. The kernel sends neither the broker token nor a secret
+    there, falls back to in-process, and says why. Relaying the challenge to a real
+    broker (another server, another token) does not help the impostor."""
+    from weaviate_auth_widget.errors import BrokerUnavailable
+    from weaviate_auth_widget.kernel import NotTheBroker
+    from weaviate_auth_widget.profiles import Profile
+
+    runtime = Path(isolated["JUPYTER_RUNTIME_DIR"])
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    real = JupyterServer(isolated, tmp_path / "root").start()
+    typed_secret = "sk-typed-" + secrets.token_hex(16)
+    try:
+        for relay in (None, real.url):
+            kernel.reset_backend()
+            with impostor_server(relay) as imp:
+                stale_token = secrets.token_urlsafe(32)
+                stale = runtime / f"weaviate-auth-broker-{unrelated.pid}.json"
+                content = {"url": imp.url + "weaviate-auth/api/", "token": stale_token, "pid": unrelated.pid}
+                stale.write_text(json.dumps(content))
+                stale.chmod(0o600)
+                os.utime(stale)  # the newest file in the runtime dir, too
+                monkeypatch.setenv(BROKER_FILE_ENV, str(stale))
+                found = find_broker()
+                assert found is not None and found.url == content["url"] and kernel.pid_alive(found.pid)
+
+                backend = kernel.get_backend()
+                assert not isinstance(backend, BrokerClient) and backend.mode == "in-process"
+                assert "could not prove it is the weaviate-auth broker" in kernel.describe_mode()
+                with pytest.raises(BrokerUnavailable):
+                    kernel.get_backend("broker")
+                client = BrokerClient(found)
+                with pytest.raises(NotTheBroker, match="could not prove") as caught:
+                    client.save_profile(Profile(name="p", url="https://x.example"), {"api_key": typed_secret})
+                assert str(stale) in str(caught.value)
+                with pytest.raises(NotTheBroker):
+                    client.token("p")
+                client.close()
+
+                assert imp.seen, "the impostor was never even asked"
+                for request in imp.seen:
+                    assert "/proof?" in request.splitlines()[0], request.splitlines()[0]
+                    for value in (stale_token, typed_secret, broker_token(real), real.token):
+                        assert value not in request
+                    assert BROKER_HEADER.lower() not in request.lower()
+    finally:
+        real.stop()
+        unrelated.kill()
+        unrelated.wait(5)
+
+
+def test_a_client_in_use_checks_the_broker_again_before_trusting_a_new_listener(
+    isolated: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server a long-lived client talks to crashes and another program takes its port:
+    once the trust period is over (0 s here), the client asks for a proof again and sends
+    nothing to the newcomer."""
+    from weaviate_auth_widget.kernel import NotTheBroker
+
+    server = JupyterServer(isolated, tmp_path / "root").start()
+    try:
+        monkeypatch.setenv(BROKER_FILE_ENV, str(server.broker_file))
+        client = BrokerClient()
+        assert client.status()["mode"] == "broker"
+        token = broker_token(server)
+        monkeypatch.setattr(kernel, "TRUST_SECONDS", 0.0)
+        assert client.status()["mode"] == "broker"  # the real broker proves itself each time
+        server.stop(crash=True)
+        assert server.broker_file.exists()
+        with impostor_server(port=server.port) as imp:
+            with pytest.raises(NotTheBroker):
+                client.status()
+            assert imp.seen and all("/proof?" in r.splitlines()[0] for r in imp.seen)
+            assert not any(token in r for r in imp.seen)
+        client.close()
     finally:
         server.stop()

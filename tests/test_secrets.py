@@ -637,3 +637,17 @@ def test_secrets_never_reach_logs_reprs_or_errors(
 
 def test_reset_auto_choice_is_exported() -> None:
     assert secrets_mod.reset_auto_choice is os_keyring.reset_auto_choice
+
+
+def test_a_value_bound_to_a_scope_is_read_back_only_under_it(store_dir: Path) -> None:
+    """What AuthService binds secrets with (a profile's URL + method): a value kept for one
+    scope is absent under another; one kept by an earlier version (no scope) is read as is."""
+    store = SecretStore("file", directory=store_dir)
+    store.set("p", "api_key", "k-bound-0123", scope="a" * 32)
+    assert store.get("p", "api_key", scope="a" * 32) == "k-bound-0123"
+    assert store.get("p", "api_key", scope="b" * 32) is None
+    assert store.get("p", "api_key") == "k-bound-0123"
+    store.set("p", "password", "pw-unbound-0123")
+    assert store.get("p", "password", scope="b" * 32) == "pw-unbound-0123"
+    with pytest.raises(InvalidProfile):
+        store.set("p", "api_key", "v", scope="a:b")

@@ -36,6 +36,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from .broker import API_PATH, BROKER_FILE_ENV, BROKER_HEADER, CONNECTION_FILE_PREFIX, KERNEL_HEADER
+from .broker.proof import PROOF_PATH, new_nonce, proof_matches
 from .errors import (
     BrokerUnavailable,
     ProfileNotFound,
@@ -62,6 +63,9 @@ CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 30.0
 #: ``get_backend`` gives an unknown broker this long to answer ``status``.
 PROBE_TIMEOUT = 5.0
+#: After this long without an answer from the broker, it proves itself again before
+#: the next request carries the token (it may have stopped and its port been taken).
+TRUST_SECONDS = 5.0
 
 _MAX_FILE_SIZE = 64 * 1024
 _KERNEL_ID_RE = re.compile(r"kernel-([A-Za-z0-9_-]{1,128})\.json")
@@ -287,6 +291,27 @@ def _rejected_digest(token: Token) -> str:
     return hashlib.sha256(token.value.encode("utf-8")).hexdigest()
 
 
+class NotTheBroker(BrokerUnavailable):
+    """What listens at a connection file's address could not prove it holds the file's
+    token: the file is stale and another process has the port. Nothing was sent to it."""
+
+    def __init__(self, info: BrokerInfo, *, no_route: bool = False) -> None:
+        where = f" {info.path}" if info.path else " the connection file"
+        older = (
+            " If that server is running, it may have a weaviate-auth-widget older than this "
+            "kernel's (no proof route): restart it."
+            if no_route
+            else ""
+        )
+        super().__init__(
+            f"The process listening at {info.url} is not the Jupyter server that wrote{where}: "
+            "it could not prove it holds that file's broker token, so neither the token nor "
+            "any secret was sent to it (the file is stale and another program has its port)." + older,
+            fix="Restart this kernel from a running Jupyter server with the weaviate-auth extension"
+            + (f", or delete {info.path}." if info.path else "."),
+        )
+
+
 class BrokerClient:
     """The broker's REST API with the surface of ``AuthService`` that the doors use.
 
@@ -328,6 +353,9 @@ class BrokerClient:
         self._retired: list[httpx.Client] = []
         #: token sources handed out here and listeners (panels), told about each logout
         self.watch = LoginWatch()
+        #: the broker that last proved it holds its token, and until when that holds
+        self._trusted: BrokerInfo | None = None
+        self._trusted_until = 0.0
 
     def __repr__(self) -> str:
         return f"BrokerClient(url={self._info.url!r})"
@@ -563,7 +591,17 @@ class BrokerClient:
         info = self._info
         try:
             response = self._send(info, method, path, body, timeout)
+        except NotTheBroker:
+            moved = self._rediscover(info)
+            if moved is None:
+                raise
+            info = moved
+            try:
+                response = self._send(info, method, path, body, timeout)
+            except httpx.TransportError as again:
+                raise self._unavailable(info, again) from None
         except httpx.TransportError as exc:
+            self._trusted = None
             moved = self._rediscover(info)
             if moved is None and isinstance(exc, httpx.TimeoutException):
                 raise self._unavailable(info, exc) from None
@@ -583,9 +621,36 @@ class BrokerClient:
                         raise self._unavailable(info, again) from None
         return self._decode(info, response, f"{method} {path}")
 
+    def _verify(self, info: BrokerInfo, timeout: float | None) -> None:
+        """Before the broker token leaves this process: whatever listens at ``info.url``
+        must answer a fresh nonce with ``HMAC(token, nonce)`` (see :mod:`.broker.proof`).
+        Raises :class:`NotTheBroker` otherwise; re-checked after ``TRUST_SECONDS`` of
+        silence, after a connection failure, and for every new broker."""
+        if self._trusted is info and time.monotonic() < self._trusted_until:
+            return
+        nonce = new_nonce()
+        limit = min(timeout or PROBE_TIMEOUT, PROBE_TIMEOUT)
+        response = self._client(info).get(
+            info.base + PROOF_PATH,
+            params={"nonce": nonce},
+            timeout=httpx.Timeout(limit, connect=min(limit, CONNECT_TIMEOUT)),
+        )
+        answer = None
+        if response.status_code == 200:
+            try:
+                data = response.json()
+            except ValueError:
+                data = None
+            answer = data.get("proof") if isinstance(data, dict) else None
+        if not proof_matches(info.token, nonce, answer):
+            log.warning("weaviate-auth: %s could not prove it is the broker of %s", info.url, info.path)
+            raise NotTheBroker(info, no_route=response.status_code == 404)
+        self._trusted, self._trusted_until = info, time.monotonic() + TRUST_SECONDS
+
     def _send(
         self, info: BrokerInfo, method: str, path: str, body: Any, timeout: float | None
     ) -> httpx.Response:
+        self._verify(info, timeout)
         headers = {BROKER_HEADER: info.token}
         if self._kernel:
             headers[KERNEL_HEADER] = self._kernel
@@ -597,6 +662,8 @@ class BrokerClient:
             headers["Content-Type"] = "application/json"
         started = time.perf_counter()
         response = self._client(info).request(method, info.base + path, headers=headers, **extra)
+        if response.status_code not in (401, 403) and self._trusted is info:
+            self._trusted_until = time.monotonic() + TRUST_SECONDS  # it answered: still the same server
         log.debug(
             "broker %s %s -> %s (%.1f ms)",
             method,
@@ -740,6 +807,8 @@ _choice_lock = threading.Lock()
 _chosen: AuthService | BrokerClient | None = None
 _broker: BrokerClient | None = None
 _in_process_reason = "no Jupyter server extension found"
+#: the URL whose listener last failed to prove it is the broker (for the mode line)
+_impostor_at: str | None = None
 
 
 def get_backend(prefer: Prefer = "auto") -> AuthService | BrokerClient:
@@ -775,6 +844,11 @@ def get_backend(prefer: Prefer = "auto") -> AuthService | BrokerClient:
             )
         if found is None:
             _in_process_reason = "no Jupyter server extension found"
+        elif _impostor_at == found.url:
+            _in_process_reason = (
+                f"the process at {found.server_url} could not prove it is the weaviate-auth broker "
+                "(stale connection file)"
+            )
         else:
             _in_process_reason = f"the weaviate-auth broker at {found.server_url} did not answer"
         if isinstance(_chosen, BrokerClient):
@@ -785,7 +859,8 @@ def get_backend(prefer: Prefer = "auto") -> AuthService | BrokerClient:
 
 def _broker_for(found: BrokerInfo, must: bool) -> BrokerClient | None:
     """The process's BrokerClient pointed at ``found``; probed unless it is the one in use."""
-    global _broker
+    global _broker, _impostor_at
+    _impostor_at = None
     client = _broker
     if client is not None and _chosen is client and client.info.same_as(found):
         return client  # cheap path: same file contents as last time, no network
@@ -797,6 +872,8 @@ def _broker_for(found: BrokerInfo, must: bool) -> BrokerClient | None:
         client.probe()
     except WeaviateAuthError as exc:
         log.info("weaviate-auth broker at %s did not answer status: %s", found.url, exc)
+        if isinstance(exc, NotTheBroker):
+            _impostor_at = found.url
         if must and not isinstance(exc, BrokerUnavailable):
             raise
         return None
@@ -835,6 +912,7 @@ __all__ = [
     "KERNEL_HEADER",
     "BrokerClient",
     "BrokerInfo",
+    "NotTheBroker",
     "current_mode",
     "describe_mode",
     "find_broker",

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .errors import InvalidProfile, ProfileNotFound, StoreUnavailable
-from .paths import ensure_private_dir, write_private_file
+from .paths import check_owned, check_private_dir, ensure_private_dir, read_private_file, write_private_file
 from .urls import host_of, normalize_url
 
 log = logging.getLogger(__name__)
@@ -116,6 +120,13 @@ class Profile:
     def primary_secret(self) -> str:
         return PRIMARY_SECRET[self.method]
 
+    @property
+    def secret_scope(self) -> str:
+        """What this profile's stored secrets are bound to: its URL and method. A secret
+        kept under another scope is never used for this profile, so no interleaving of
+        saves and logins can hand a credential to a URL it was not saved for."""
+        return hashlib.sha256(f"{self.method}\n{self.url}".encode()).hexdigest()[:32]
+
     def secret_kinds(self) -> tuple[str, ...]:
         """Every secret kind this profile may have stored."""
         kinds = ["api_key", "password", "client_secret", "bearer", "refresh_token"]
@@ -162,13 +173,16 @@ class ProfileStore:
     """``profiles.json``: 0600 in a 0700 directory, replaced atomically under a file lock.
 
     Every write re-reads the file inside the lock, so concurrent writers in several
-    processes never lose each other's profiles.
+    processes never lose each other's profiles; :meth:`transaction` holds the same lock
+    across several steps (a profile and its secrets change as one unit).
     """
 
     def __init__(self, directory: Path, *, lock_timeout: float = 10.0) -> None:
         self.directory = Path(directory)
         self.path = self.directory / "profiles.json"
+        self._lock_timeout = lock_timeout
         self._lock = FileLock(str(self.directory / ".profiles.lock"), timeout=lock_timeout, mode=0o600)
+        self._thread_lock = threading.RLock()
         self._cache: tuple[tuple[int, int, int], dict[str, Profile]] | None = None
         #: entries stricter rules refuse now (e.g. an invalid host name saved by an older
         #: version): ignored, never lost; written back as they are, deleted by name
@@ -180,10 +194,11 @@ class ProfileStore:
     def list(self) -> list[Profile]:
         return sorted(self._read().values(), key=lambda p: p.name)
 
-    def get(self, name: str) -> Profile:
+    def get(self, name: str, *, fresh: bool = False) -> Profile:
+        """The profile ``name``; ``fresh`` re-reads the file (inside a transaction)."""
         validate_name(name)
         try:
-            return self._read()[name]
+            return self._read(fresh=fresh)[name]
         except KeyError:
             raise ProfileNotFound(
                 f"There is no saved profile named {name!r}.",
@@ -207,23 +222,52 @@ class ProfileStore:
                 self._write(profiles)
             return existed
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the store's lock — this process's threads and other processes alike —
+        across several steps. Re-entrant in the holding thread."""
+        with self._locked():
+            yield
+
     # -- internals -------------------------------------------------------------
-    def _locked(self) -> FileLock:
-        ensure_private_dir(self.directory)
-        return self._lock
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._thread_lock:
+            ensure_private_dir(self.directory)
+            try:
+                self._lock.acquire()
+            except Timeout:
+                raise StoreUnavailable(
+                    f"{self.path} is locked by another process (waited {self._lock_timeout:g} s).",
+                    fix="Try again. If it persists and no Jupyter process is running, delete "
+                    f"{self.directory / '.profiles.lock'}.",
+                ) from None
+            try:
+                yield
+            finally:
+                self._lock.release()
 
     def _read(self, *, fresh: bool = False) -> dict[str, Profile]:
+        """The profiles in the file: only from a directory and a file of this user's own,
+        never through a symbolic link (see :mod:`.paths`)."""
+        check_private_dir(self.directory)
         try:
-            st = self.path.stat()
+            st = os.lstat(self.path)
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise StoreUnavailable(f"Cannot read {self.path} ({exc.strerror}).") from None
+        check_owned(self.path, st, "profile file")
         key = (st.st_mtime_ns, st.st_size, st.st_ino)  # atomic replace changes the inode
         if not fresh and self._cache and self._cache[0] == key:
             return dict(self._cache[1])
+        found = read_private_file(self.path, "profile file")
+        if found is None:
+            return {}
+        data, st = found
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
         try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            raw = json.loads(data.decode("utf-8"))
             profiles = self._parse(raw["profiles"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreUnavailable(

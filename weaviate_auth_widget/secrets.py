@@ -14,6 +14,10 @@ pair is unambiguous). Backends:
 ``encrypted-file``
     ``secrets.json`` encrypted with AES-GCM; a store key is required.
 
+A value stored with a ``scope`` (what ``Profile.secret_scope`` gives: its URL and method)
+is kept as ``waw-bound-v1:<scope>:<value>`` and read back only under the same scope,
+in the same entry, so the binding and the value can never be written apart.
+
 The store key comes from ``key=``, else ``$WEAVIATE_AUTH_STORE_KEY``, else the file
 named by ``$WEAVIATE_AUTH_STORE_KEY_FILE``. A plain ``secrets.json`` opened with a key is
 migrated to the encrypted form by the next write that changes it.
@@ -69,6 +73,7 @@ BACKENDS = ("auto", "keyring", "file", "encrypted-file")
 _PROFILE_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _KIND_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
 _MAX_DUPLICATE_DELETES = 16
+_BOUND = "waw-bound-v1:"
 
 
 def _username(profile: str, kind: str) -> str:
@@ -195,10 +200,18 @@ class SecretStore:
     __str__ = __repr__
 
     # -- public API -------------------------------------------------------------
-    def get(self, profile: str, kind: str) -> str | None:
-        """The stored value, or None when there is none."""
+    def get(self, profile: str, kind: str, *, scope: str | None = None) -> str | None:
+        """The stored value, or None when there is none — or when ``scope`` is given and
+        the value was stored for another scope. Values stored without a scope (by earlier
+        versions) are returned under any scope."""
         username = _username(profile, kind)
-        value = self._call("read", lambda kr: kr.get_password(SERVICE, username), profile, kind)
+        stored = self._call("read", lambda kr: kr.get_password(SERVICE, username), profile, kind)
+        value = stored
+        if stored is not None and stored.startswith(_BOUND):
+            bound_to, _, value = stored[len(_BOUND) :].partition(":")
+            if scope is not None and bound_to != scope:
+                log.debug("Secret %s of profile %s was stored for another URL or method.", kind, profile)
+                return None
         log.debug(
             "Secret %s of profile %s %s in the %s.",
             kind,
@@ -208,11 +221,17 @@ class SecretStore:
         )
         return value
 
-    def set(self, profile: str, kind: str, value: str) -> None:
-        """Store ``value``, replacing any previous one."""
+    def set(self, profile: str, kind: str, value: str, *, scope: str | None = None) -> None:
+        """Store ``value`` (bound to ``scope`` when given), replacing any previous one."""
         username = _username(profile, kind)
         secret = _check_value(value)
-        self._call("write", lambda kr: kr.set_password(SERVICE, username, secret), profile, kind, secret)
+        if scope is not None:
+            if ":" in scope:
+                raise InvalidProfile("A secret scope cannot contain ':'.")
+            stored = f"{_BOUND}{scope}:{secret}"
+        else:
+            stored = secret
+        self._call("write", lambda kr: kr.set_password(SERVICE, username, stored), profile, kind, secret)
         log.debug("Secret %s of profile %s stored in the %s.", kind, profile, self.backend_name)
 
     def delete(self, profile: str, kind: str) -> None:

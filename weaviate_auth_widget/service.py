@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,9 +127,12 @@ class AuthService:
         self.http = http or HttpSettings(ca_bundle=self.policy.ca_bundle)
         self._client: httpx.Client | None = None
         self._states: dict[str, _LoginState] = {}
-        self._volatile: dict[tuple[str, str], str] = {}
+        #: secrets kept in memory only: (profile, kind) -> (scope, value)
+        self._volatile: dict[tuple[str, str], tuple[str, str]] = {}
         self._ephemeral: dict[str, Profile] = {}
         self._guard = threading.Lock()
+        #: held (with the store's file lock) while a profile and its secrets change
+        self._unit_lock = threading.RLock()
         #: profiles the administrator provides: usable, never readable or changeable
         self._admin: dict[str, Profile] = {}
         self._admin_secrets: dict[tuple[str, str], str] = {}
@@ -206,7 +210,7 @@ class AuthService:
         if cached is not None:
             return cached
         generation = self._secret_generation
-        values = set(self._volatile.values()) | set(self._admin_secrets.values())
+        values = {v for _, v in self._volatile.values()} | set(self._admin_secrets.values())
         for profile in self.list_profiles():
             values.update(v for v in self._all_secrets(profile).values() if v)
         for state in list(self._states.values()):
@@ -256,16 +260,26 @@ class AuthService:
         """Validate against policy, then store the profile and its secrets.
 
         Changing a profile's URL or method drops the secrets stored for it, so a
-        credential can never be steered to another host by editing the profile.
-        ``persist=False`` keeps the profile in memory only (scripts, the env chain).
+        credential can never be steered to another host by editing the profile. The
+        read of the previous profile, the profile write and the secret writes are one
+        unit (threads and processes alike), and every secret is bound to the URL and
+        method it was saved for. ``persist=False`` keeps the profile in memory only
+        (scripts, the env chain).
         """
         secrets = dict(secrets or {})
         url = self.policy.check_url(profile.url)
         profile = profile.with_changes(url=url)
         self.policy.check_remember(profile.remember)
         _validate_secrets(profile, secrets)
+        with self._unit(stored=persist or self.profiles.path.exists()):
+            self._save_unit(profile, secrets, persist=persist)
+        log.info("saved profile %s for %s (%s)", profile.name, host_of(profile.url), profile.method)
+        return profile
+
+    def _save_unit(self, profile: Profile, secrets: dict[str, str], *, persist: bool) -> None:
+        """``save_profile``'s compare-and-write, inside :meth:`_unit`."""
         try:
-            previous: Profile | None = self.get_profile(profile.name)
+            previous: Profile | None = self._current_profile(profile.name)
         except ProfileNotFound:
             previous = None
         if previous is not None and previous.read_only:
@@ -293,8 +307,6 @@ class AuthService:
             self._ephemeral[profile.name] = profile
         for kind, value in secrets.items():
             self._put_secret(profile, kind, value)
-        log.info("saved profile %s for %s (%s)", profile.name, host_of(profile.url), profile.method)
-        return profile
 
     def forget(self, name: str) -> bool:
         """Log out, delete the profile and every secret kept for it."""
@@ -305,10 +317,15 @@ class AuthService:
         if profile.read_only:
             raise PolicyRefused(f"Profile {name!r} is provided by your administrator and cannot be deleted.")
         self.logout(name)
-        self._logged_out.discard(name)  # a profile saved later under this name starts afresh
-        self._drop_secrets(profile)
-        self._ephemeral.pop(name, None)
-        self.profiles.delete(name)
+        with self._unit(stored=self.profiles.path.exists()):
+            try:
+                profile = self._current_profile(name)
+            except ProfileNotFound:
+                return False
+            self._logged_out.discard(name)  # a profile saved later under this name starts afresh
+            self._drop_secrets(profile)
+            self._ephemeral.pop(name, None)
+            self.profiles.delete(name)
         log.info("forgot profile %s", name)
         return True
 
@@ -632,13 +649,46 @@ class AuthService:
         with self._guard:
             self._states.pop(name, None)
 
+    @contextmanager
+    def _unit(self, *, stored: bool) -> Iterator[None]:
+        """Hold while a profile and its secrets change together: this service's lock, and
+        the profile store's file lock (other processes) when the profile is on disk."""
+        with self._unit_lock:
+            if stored:
+                with self.profiles.transaction():
+                    yield
+            else:
+                yield
+
+    def _current_profile(self, name: str) -> Profile:
+        """``get_profile`` reading the file afresh (inside :meth:`_unit`)."""
+        if name in self._admin or name in self._ephemeral:
+            return self.get_profile(name)
+        return self.profiles.get(name, fresh=True)
+
+    def _is_current(self, profile: Profile) -> bool:
+        """Whether ``profile`` (as a login read it) is still what is saved (inside :meth:`_unit`)."""
+        try:
+            current = self._current_profile(profile.name)
+        except ProfileNotFound:
+            return False
+        return current.secret_scope == profile.secret_scope and current.remember == profile.remember
+
+    def _stored(self, profile: Profile) -> bool:
+        return profile.remember and profile.name not in self._ephemeral
+
     def _secret(self, profile: Profile, kind: str) -> str | None:
+        """The secret ``kind`` kept for ``profile`` *as it is*: one saved for another URL
+        or method (a save in between) does not count."""
         if profile.read_only:
             return self._admin_secrets.get((profile.name, kind))
-        value = self._volatile.get((profile.name, kind))
-        if value is None and profile.remember and profile.name not in self._ephemeral:
-            value = self.secrets.get(profile.name, kind)
-        return value
+        scope = profile.secret_scope
+        kept = self._volatile.get((profile.name, kind))
+        if kept is not None:
+            return kept[1] if kept[0] == scope else None
+        if self._stored(profile):
+            return self.secrets.get(profile.name, kind, scope=scope)
+        return None
 
     def _require(self, profile: Profile, kind: str) -> str:
         value = self._secret(profile, kind)
@@ -651,22 +701,34 @@ class AuthService:
         return value
 
     def _put_secret(self, profile: Profile, kind: str, value: str) -> None:
+        """Keep ``value`` bound to ``profile``'s URL and method — unless the profile was
+        saved anew since ``profile`` was read (a login finishing after a URL change)."""
         self._invalidate_secrets()
         if profile.read_only:
             return
-        if profile.remember and profile.name not in self._ephemeral:
-            self.secrets.set(profile.name, kind, value)
-            self._volatile.pop((profile.name, kind), None)
-        else:
-            self._volatile[(profile.name, kind)] = value
+        stored = self._stored(profile)
+        with self._unit(stored=stored):
+            if not self._is_current(profile):
+                log.info("profile %s changed during its login; its new %s is not kept", profile.name, kind)
+                return
+            if stored:
+                self.secrets.set(profile.name, kind, value, scope=profile.secret_scope)
+                self._volatile.pop((profile.name, kind), None)
+            else:
+                self._volatile[(profile.name, kind)] = (profile.secret_scope, value)
 
     def _del_secret(self, profile: Profile, kind: str) -> None:
+        """Drop the secret ``kind`` of ``profile`` — not one saved since for another URL."""
         self._invalidate_secrets()
         if profile.read_only:
             return
-        self._volatile.pop((profile.name, kind), None)
-        if profile.remember and profile.name not in self._ephemeral:
-            self.secrets.delete(profile.name, kind)
+        stored = self._stored(profile)
+        with self._unit(stored=stored):
+            kept = self._volatile.get((profile.name, kind))
+            if kept is not None and kept[0] == profile.secret_scope:
+                del self._volatile[(profile.name, kind)]
+            if stored and self.secrets.get(profile.name, kind, scope=profile.secret_scope) is not None:
+                self.secrets.delete(profile.name, kind)
 
     def _all_secrets(self, profile: Profile) -> dict[str, str]:
         found = {}

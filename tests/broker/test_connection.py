@@ -16,6 +16,9 @@ import pytest
 from weaviate_auth_widget.broker import BROKER_FILE_ENV, BROKER_HEADER
 from weaviate_auth_widget.broker.auth import local_user
 from weaviate_auth_widget.broker.connection import broker_url, local_host
+from weaviate_auth_widget.broker.proof import broker_proof, new_nonce, proof_matches
+
+from .conftest import API
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = REPO / "jupyter-config" / "server-config" / "weaviate_auth_widget.json"
@@ -124,3 +127,22 @@ def test_pip_install_enables_the_extension(tmp_path: Path) -> None:
     lines = [line.strip() for line in output.splitlines()]
     assert f"{module} enabled" in lines, output
     assert any(line.startswith(module) and line.endswith("OK") for line in lines), output
+
+
+def test_the_broker_proves_it_holds_its_token(broker: Any, raw_request: Any, api: Any) -> None:
+    """``GET proof`` needs no credentials (a kernel asks before it sends any) and answers
+    HMAC(broker token, nonce): nothing else, and nothing secret."""
+    nonce = new_nonce()
+    reply = raw_request("GET", f"{API}proof?nonce={nonce}")
+    assert reply.code == 200 and reply.json() == {"proof": broker_proof(broker.token, nonce)}
+    assert proof_matches(broker.token, nonce, reply.json()["proof"])
+    assert not proof_matches("another token", nonce, reply.json()["proof"])
+    assert broker.token not in reply.text
+    for bad in ("", "?nonce=xyz", f"?nonce={nonce.upper()}", f"?nonce={nonce}&nonce={nonce}", "?nonce=ab"):
+        refused = raw_request("GET", f"{API}proof{bad}")
+        assert refused.code == 400 and refused.error_code == "bad_request", bad
+    wrong = raw_request("GET", f"{API}proof?nonce={nonce}", headers={BROKER_HEADER: "wrong"})
+    assert wrong.code == 403
+    assert api("GET", f"proof?nonce={nonce}", auth="kernel").json()["proof"] == broker_proof(
+        broker.token, nonce
+    )

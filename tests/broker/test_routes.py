@@ -193,12 +193,17 @@ def test_openapi_document_matches_the_routes(api: Any, jp_base_url: str) -> None
 
 
 def test_every_handler_method_is_authenticated(jp_serverapp: Any, broker: Any) -> None:
+    """Every route but ``proof`` (open on purpose: kernels ask it before they send the
+    broker token; it answers an HMAC of their nonce and nothing else)."""
     web_app = jp_serverapp.web_app
     for pattern, handler in handlers.default_handlers:
         assert web_app._check_handler_auth(pattern, handler) == [], pattern
         for method in handler.SUPPORTED_METHODS:
             if method != "OPTIONS":
-                assert getattr(handler, method.lower()).__wrapped__.__name__ == method.lower()
+                function = getattr(handler, method.lower())
+                assert function.__wrapped__.__name__ == method.lower()
+                unauthenticated = getattr(function, "__allow_unauthenticated", False)
+                assert unauthenticated == (handler is handlers.ProofHandler), pattern
 
 
 def test_unknown_method_and_route(api: Any) -> None:

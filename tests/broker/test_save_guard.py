@@ -297,3 +297,145 @@ def test_big_clean_strings_are_checked_once_per_secret_set() -> None:
     model = {"type": "notebook", "content": {"text": tainted}}
     assert redact_model(model, fresh) == 1
     assert model["content"]["text"].endswith(REDACTED)
+
+
+# -- forms broken across lines, list items and upload chunks ---------------------------------
+def all_text(node: Any) -> str:
+    """Every string of a parsed notebook (multiline lists joined, as nbformat reads
+    them), line breaks removed: where a broken or split form would show whole."""
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            out.extend(k for k in item if isinstance(k, str))
+            stack.extend(item.values())
+        elif isinstance(item, list) and item and all(isinstance(v, str) for v in item):
+            out.append("".join(item))
+        elif isinstance(item, list):
+            stack.extend(item)
+    return "\x00".join(out).replace("\n", "").replace("\r", "")
+
+
+def assert_no_form(text: str, values: list[str]) -> None:
+    for value in values:
+        literals, regexes = secret_forms(value)
+        for form in literals:
+            assert form not in text, form[:12]
+        for regex in regexes:
+            assert not re.search(regex, text)
+
+
+def png_with_text(text: bytes) -> bytes:
+    """A small real PNG whose tEXt chunk holds ``text`` (from byte 49 on: its base64
+    crosses the 76-column line break)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"tEXt", b"Comment\x00" + text)
+        + chunk(b"IDAT", pixels)
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_forms_broken_across_lines_are_redacted() -> None:
+    forms = make_guard(KEY).forms()
+    assert forms is not None
+    wrapped = base64.encodebytes(b"x" * 40 + KEY.encode() + b"y" * 40).decode()  # 76 columns
+    assert KEY not in base64.b64decode(wrapped.replace("\n", "")[:76]).decode("latin-1")
+    split = f"api_key = 'sk-{KEY[3:12]}\n{KEY[12:]}'"  # a line break inside the value
+    for text in (wrapped, wrapped.replace("\n", "\r\n"), split, KEY[:20] + "\n" + KEY[20:]):
+        model = {"type": "file", "format": "text", "content": text}
+        assert redact_model(model, forms) >= 1, text
+        assert_no_form(model["content"].replace("\n", "").replace("\r", ""), [KEY])
+    binary = {"type": "file", "format": "base64", "content": base64.encodebytes(wrapped.encode()).decode()}
+    assert redact_model(binary, forms) == 1
+    assert_no_form(base64.b64decode(binary["content"]).decode().replace("\n", ""), [KEY])
+
+
+def test_a_secret_split_across_list_items_is_redacted() -> None:
+    forms = make_guard(KEY).forms()
+    assert forms is not None
+    cut = 15
+    lines = [f"key = '{KEY[:cut]}", f"{KEY[cut:]}'\n", "print(key)\n"]
+    tags = ["keep", "these"]
+    model = {"type": "notebook", "content": {"cells": [{"source": lines, "metadata": {"tags": tags}}]}}
+    assert redact_model(model, forms) == 1
+    source = model["content"]["cells"][0]["source"]
+    assert "".join(source) == f"key = '{REDACTED}'\nprint(key)\n" and source[-1] == "print(key)\n"
+    assert tags == ["keep", "these"]
+
+
+def test_wrapped_png_and_split_lists_through_the_contents_api(
+    save: Any, logged_in_secrets: list[str], jp_root_dir: Path
+) -> None:
+    key, header_key, token = logged_in_secrets
+    png = base64.encodebytes(png_with_text(b"Authorization: Bearer " + token.encode())).decode()
+    wrapped_key = base64.encodebytes(b"api_key=" + key.encode()).decode().splitlines(keepends=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            source=[
+                f"connect(api_key='{key[:9]}",
+                f"{key[9:]}')\n",
+                f"h = '{header_key[:5]}",
+                header_key[5:],
+            ],
+            outputs=[
+                nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": wrapped_key}),
+                nbformat.v4.new_output("stream", name="stdout", text=[token[:30], token[30:] + "\n"]),
+            ],
+            execution_count=1,
+        )
+    ]
+    save("wrapped.ipynb", {"type": "notebook", "content": dict(nb)})
+    saved = nbformat.reads((jp_root_dir / "wrapped.ipynb").read_text(), as_version=4)
+    nbformat.validate(saved)
+    assert_no_form(all_text(saved), logged_in_secrets)
+    assert REDACTED in json.dumps(saved)
+
+
+def test_a_secret_straddling_upload_chunks_is_redacted(
+    save: Any, logged_in_secrets: list[str], jp_root_dir: Path
+) -> None:
+    """The contents API's chunked upload (what JupyterLab does for big files): pre-save
+    hooks see only chunk 1; the file is checked once the last chunk (-1) is in."""
+    key, _, token = logged_in_secrets
+    body = ("x" * 1000 + "\n") * 50
+    text = body + f"API_KEY={key}\n" + body + f"TOKEN={token}\n"
+    cut_key, cut_token = len(body) + 15, len(text) - 20
+    parts = [text[:cut_key], text[cut_key:cut_token], text[cut_token:]]
+    for number, part in zip((1, 2, -1), parts, strict=True):
+        save("upload.txt", {"type": "file", "format": "text", "content": part, "chunk": number})
+    on_disk = (jp_root_dir / "upload.txt").read_text()
+    assert_no_form(on_disk.replace("\n", ""), [key, token])
+    assert on_disk.count(REDACTED) == 2 and on_disk.startswith(body)
+
+    data = png_with_text(key.encode()) * 3
+    encoded = [base64.b64encode(data[i : i + 51]).decode() for i in range(0, len(data), 51)]
+    for number, part in enumerate(encoded, start=1):
+        last = number == len(encoded)
+        save(
+            "upload.png",
+            {"type": "file", "format": "base64", "content": part, "chunk": -1 if last else number},
+        )
+    assert key.encode() not in (jp_root_dir / "upload.png").read_bytes()
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source=[f"k = '{key[:9]}", f"{key[9:]}'"])]
+    raw = nbformat.writes(nb)
+    for number, part in ((1, raw[:100]), (-1, raw[100:])):
+        save("upload.ipynb", {"type": "file", "format": "text", "content": part, "chunk": number})
+    saved = nbformat.reads((jp_root_dir / "upload.ipynb").read_text(), as_version=4)
+    assert_no_form(all_text(saved), [key])

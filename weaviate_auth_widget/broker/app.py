@@ -51,6 +51,7 @@ from .auth import hub_owner, local_user, new_broker_token
 from .connection import ConnectionFile, connection_path, server_broker_url
 from .handlers import SETTINGS_KEY, Broker, _KernelAuthorizer
 from .save_guard import SaveGuard
+from .upload_guard import guard_chunked_uploads
 
 ENV_DEFAULT_URL = "WEAVIATE_AUTH_DEFAULT_URL"
 ENV_ALLOWED_URLS = "WEAVIATE_AUTH_ALLOWED_URLS"
@@ -346,6 +347,7 @@ class WeaviateAuthApp(ExtensionApp):
         self.settings[SETTINGS_KEY] = self.broker
         if self.save_guard:
             serverapp.contents_manager.register_pre_save_hook(guard.pre_save_hook)  # type: ignore[no-untyped-call]
+            guard_chunked_uploads(serverapp.contents_manager, guard)
             executor.submit(guard.warm)
         self.connection = ConnectionFile(
             connection_path(serverapp.runtime_dir), token=token, user=owner or local_user()
@@ -367,12 +369,12 @@ class WeaviateAuthApp(ExtensionApp):
             return
         try:
             self.connection.write(server_broker_url(self.serverapp))
-        except OSError as exc:
+        except (OSError, StoreUnavailable) as exc:  # the latter: a runtime dir not ours, or a link
             self.log.error(
                 "weaviate-auth: cannot write the broker connection file %s (%s); kernels will use "
                 "their in-process mode.",
                 self.connection.path,
-                exc.strerror,
+                exc.strerror if isinstance(exc, OSError) else exc,
             )
 
     def initialize_handlers(self) -> None:

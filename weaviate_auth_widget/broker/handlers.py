@@ -3,7 +3,8 @@
 Each method parses, calls the AuthService (in a worker thread whenever it may touch the
 store or the network), and serialises. There is no auth logic here: who may call is
 settled in :meth:`BrokerHandler.prepare` (Jupyter authentication, or the broker token)
-and by ``@web.authenticated`` / ``@authorized`` / the owner rule of :mod:`.auth`.
+and by ``@web.authenticated`` / ``@authorized`` / the owner rule of :mod:`.auth`. The one
+exception is ``GET proof`` (:class:`ProofHandler`), open on purpose: see there.
 
 Every error is ``{"error": {"code", "message"}}`` with the status of its code; bad
 input never causes a 500, and no response but ``token`` carries secret material.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from jupyter_server.auth import Authorizer, User
-from jupyter_server.auth.decorator import authorized
+from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from jupyter_server.base.call_context import CallContext
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
@@ -31,12 +32,14 @@ from tornado import web
 from ..errors import ProfileNotFound, RequestTooLarge, WeaviateAuthError
 from . import BROKER_HEADER, KERNEL_HEADER, MAX_BODY_BYTES
 from .auth import broker_token_matches, check_owner
+from .proof import broker_proof
 from .requests import (
     check_content_type,
     parse_json,
     parse_profile_input,
     parse_token_request,
     profile_name,
+    proof_nonce,
     require_empty,
 )
 
@@ -310,6 +313,23 @@ class StatusHandler(BrokerHandler):
         self.reply({**status, "user": self.user_name, "owner": self.broker.owner})
 
 
+class ProofHandler(BrokerHandler):
+    """``GET proof?nonce=``: the broker proves it holds the token of its connection file.
+
+    Unauthenticated on purpose (``@allow_unauthenticated`` instead of
+    ``@web.authenticated``): kernels ask it *before* sending the broker token, to make
+    sure what listens at the file's address is the server that wrote the file (see
+    :mod:`.proof`). The answer is an HMAC of the caller's nonce: it reveals neither the
+    token nor anything else, and convinces only someone who already holds the token.
+    Requests carrying a broker token are authenticated as usual (a wrong one gets 403).
+    """
+
+    @allow_unauthenticated
+    async def get(self) -> None:
+        nonce = proof_nonce(self.request.query_arguments.get("nonce", []))
+        self.reply({"proof": broker_proof(self.broker.token, nonce)})
+
+
 class OpenAPIHandler(BrokerHandler):
     actions: ClassVar[dict[str, str]] = {"GET": "openapi"}
 
@@ -395,6 +415,7 @@ _NAME = r"([^/]+)"
 
 default_handlers: list[tuple[str, type[BrokerHandler]]] = [
     (rf"{_API}/status", StatusHandler),
+    (rf"{_API}/proof", ProofHandler),
     (rf"{_API}/openapi\.yaml", OpenAPIHandler),
     (rf"{_API}/profiles", ProfilesHandler),
     (rf"{_API}/profiles/{_NAME}", ProfileHandler),

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import WeaviateAuthError
 from ..profiles import Profile, validate_name
+from .proof import valid_nonce
 
 MAX_URL = 2048
 MAX_FIELD = 256
@@ -192,6 +193,14 @@ def require_empty(data: Any, what: str) -> None:
         raise BadRequest(f"{what} takes no request body.")
 
 
+def proof_nonce(values: list[bytes]) -> str:
+    """The one ``nonce`` query argument of ``GET proof``: 32-128 lower-case hex digits."""
+    text = values[0].decode("ascii", "replace") if len(values) == 1 else ""
+    if not valid_nonce(text):
+        raise BadRequest("Send exactly one 'nonce' query argument of 32 to 128 lower-case hex digits.")
+    return text
+
+
 __all__ = [
     "BadRequest",
     "UnsupportedMediaType",
@@ -200,5 +209,6 @@ __all__ = [
     "parse_profile_input",
     "parse_token_request",
     "profile_name",
+    "proof_nonce",
     "require_empty",
 ]

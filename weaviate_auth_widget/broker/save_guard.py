@@ -10,11 +10,15 @@ still work — is looked for in the model being saved, in these forms:
   of 12 bytes or more) embedded at any offset inside a longer base64 blob.
 
 Each occurrence — in cell sources, outputs, metadata, widget state, dict keys, text
-files and binary files — becomes ``[REDACTED]``. A warning names the file and the
-count, never the value.
+files and binary files — becomes ``[REDACTED]``, also when it is broken across lines
+(base64 wrapped at 76 columns, as in PNG outputs; a value split by a line break) or
+split across the items of an nbformat multiline list (``source: ["sk-ab", "cd..."]``,
+which nbformat joins into one string). A warning names the file and the count, never
+the value. The rewriting itself is :mod:`.redact`; chunked uploads (contents API
+``chunk``) are checked once assembled (see :mod:`.upload_guard`).
 
 Speed: the forms are derived once per distinct secret set. A save first gathers every
-string of the model into one buffer and looks for each form with ``str.__contains__``
+string of the model (line breaks removed) into one buffer and looks for each form with ``str.__contains__``
 (C speed, no regex); only when one is present does a regex of the forms found rewrite
 the strings holding them. With no secrets known the hook returns at once.
 """
@@ -22,7 +26,6 @@ the strings holding them. With no secrets known the hook returns at once.
 from __future__ import annotations
 
 import base64
-import binascii
 import html
 import json
 import logging
@@ -34,7 +37,8 @@ from urllib.parse import quote, quote_plus
 
 from tornado import web
 
-REDACTED = "[REDACTED]"
+from .redact import REDACTED, redact_model, redact_tree
+
 #: Values this long (UTF-8 bytes) are also looked for inside longer base64 blobs.
 MIN_EMBEDDED_BYTES = 12
 #: How many distinct values the guard remembers over the server's life.
@@ -250,110 +254,6 @@ class SaveGuard:
             logger.warning(
                 "weaviate-auth: redacted %d secret value(s) from %s before saving.", count, path or "(root)"
             )
-
-
-def redact_model(model: dict[str, Any], forms: _Forms) -> int:
-    """Redact ``model`` (a contents-API model) in place; the number of values replaced."""
-    kind = model.get("type")
-    content = model.get("content")
-    if content is None:
-        return 0
-    if kind == "file" and model.get("format") == "base64" and isinstance(content, str):
-        new, count = _redact_base64(content, forms)
-        if count:
-            model["content"] = new
-        return count
-    if isinstance(content, str):
-        found = forms.present(content)
-        if not found:
-            return 0
-        new, count = forms.text_pattern(found).subn(REDACTED, content)
-        model["content"] = new
-        return count
-    if isinstance(content, (dict, list)):
-        return redact_tree(content, forms)
-    return 0
-
-
-def _redact_base64(content: str, forms: _Forms) -> tuple[str, int]:
-    try:
-        data = base64.b64decode(content.encode("ascii"), validate=False)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        # not base64 after all: treat it as text, which is how it will be written
-        found = forms.present(content)
-        return forms.text_pattern(found).subn(REDACTED, content) if found else (content, 0)
-    found_bytes = forms.present_bytes(data)
-    if not found_bytes:
-        return content, 0
-    new, count = forms.bytes_pattern(found_bytes).subn(REDACTED.encode("ascii"), data)
-    return base64.b64encode(new).decode("ascii"), count
-
-
-def redact_tree(root: dict[str, Any] | list[Any], forms: _Forms) -> int:
-    """Redact every string (values and keys) under ``root`` in place; iterative, so any
-    nesting depth is fine. One pass gathers the strings; a second rewrites only when a
-    form was found."""
-    strings: list[str] = []
-    big: list[tuple[int, int]] = []
-    clean = forms.clean
-    limit = forms.CLEAN_MIN
-    stack: list[Any] = [root]
-    while stack:
-        node = stack.pop()
-        values: Iterable[Any]
-        if isinstance(node, dict):
-            strings.extend(k for k in node if isinstance(k, str))
-            values = node.values()
-        else:
-            values = node
-        for value in values:
-            if isinstance(value, str):
-                if len(value) >= limit:
-                    key = (len(value), hash(value))
-                    if key in clean:
-                        continue
-                    big.append(key)
-                strings.append(value)
-            elif isinstance(value, (dict, list)):
-                stack.append(value)
-    # A match across the separator can only add a candidate (the second pass then finds
-    # nothing); it can never hide one.
-    found = forms.present("\n".join(strings))
-    if not found:
-        forms.remember_clean(big)
-        return 0
-    pattern = forms.text_pattern(found)
-    total = 0
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            renamed: list[tuple[str, str]] = []
-            for key, value in node.items():
-                if isinstance(value, str):
-                    new, count = pattern.subn(REDACTED, value)
-                    if count:
-                        node[key] = new
-                        total += count
-                elif isinstance(value, (dict, list)):
-                    stack.append(value)
-                if isinstance(key, str):
-                    new_key, count = pattern.subn(REDACTED, key)
-                    if count:
-                        renamed.append((key, new_key))
-                        total += count
-            for old, new_key in renamed:
-                node[new_key] = node.pop(old)
-        elif isinstance(node, list):
-            for index, value in enumerate(node):
-                if isinstance(value, str):
-                    new, count = pattern.subn(REDACTED, value)
-                    if count:
-                        node[index] = new
-                        total += count
-                elif isinstance(value, (dict, list)):
-                    stack.append(value)
-    return total
 
 
 __all__ = ["REDACTED", "SaveGuard", "redact_model", "redact_tree", "secret_forms"]

@@ -44,7 +44,7 @@ from keyring.compat import properties
 from keyring.errors import PasswordDeleteError
 
 from ..errors import StoreUnavailable
-from ..paths import ensure_private_dir, write_private_file
+from ..paths import check_private_dir, ensure_private_dir, read_private_file, write_private_file
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ class FileKeyring(KeyringBackend):
     def _locked(self) -> Iterator[None]:
         try:
             ensure_private_dir(self.directory)
-        except OSError as exc:
+        except OSError as exc:  # StoreUnavailable (not ours, a link) passes through
             raise StoreUnavailable(
                 f"Cannot create the secret store directory {self.directory} ({exc.strerror}).",
                 fix="Check the permissions of its parent directory or set WEAVIATE_AUTH_DIR.",
@@ -278,16 +278,13 @@ class FileKeyring(KeyringBackend):
             self._lock.release()
 
     def _read(self) -> _Snapshot:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        """Only from a directory and a file of this user's own, never through a symbolic
+        link; a widened mode is put back to 0600 (see :mod:`..paths`)."""
+        check_private_dir(self.directory)
+        found = read_private_file(self.path, "secret store file")
+        if found is None:
             return _Snapshot(entries={}, kdf=None, exists=False)
-        except OSError as exc:
-            raise StoreUnavailable(
-                f"Cannot read {self.path} ({exc.strerror}).",
-                fix="Check that it belongs to you and is readable (mode 0600).",
-            ) from None
-        self._tighten_mode()
+        raw = found[0]
         doc = _json_or_none(raw)
         if doc is None:
             self._corrupt("it is not JSON")
@@ -393,18 +390,6 @@ class FileKeyring(KeyringBackend):
                 f"Cannot write {self.path} ({exc.strerror}).",
                 fix="Check free disk space and the permissions of its directory; the previous file is unchanged.",
             ) from None
-
-    def _tighten_mode(self) -> None:
-        """Someone widened the file's mode: put it back to 0600 and say so."""
-        if os.name != "posix":
-            return
-        try:
-            mode = self.path.stat().st_mode
-            if mode & 0o077:
-                self.path.chmod(0o600)
-                log.warning("%s was readable by other users; its mode is now 0600.", self.path)
-        except OSError:
-            pass
 
     def _corrupt(self, reason: str) -> NoReturn:
         raise StoreUnavailable(f"{self.path} is not a valid secret store file: {reason}.", fix=_CORRUPT_FIX)
