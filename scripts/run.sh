@@ -14,7 +14,7 @@ trap cleanup EXIT INT TERM
 
 if [ -z "${WEAVIATE_URL:-}" ]; then
   info=$(mktemp)
-  "$PY" -m weaviate_auth_widget.sandbox --json >"$info" &
+  "$PY" -m weaviate_auth_widget.sandbox --json --shape cloud >"$info" &
   pids+=($!)
   for _ in $(seq 50); do [ -s "$info" ] && break; sleep 0.1; done
   [ -s "$info" ] || { echo "the sandbox did not start" >&2; exit 1; }
@@ -24,7 +24,7 @@ d = json.load(open(sys.argv[1]))
 c = d["credentials"]
 print(f"""
 Weaviate sandbox (throwaway demo credentials, new at every start)
-  Weaviate:           {d['weaviate_url']}  (version {d['version']})
+  Weaviate:           {d['weaviate_url']}  (version {d['version']}, gRPC on port {d['grpc_port']})
   Admin API key:      {c['admin_api_key']}
   Read-only API key:  {c['readonly_api_key']}
   Username/password:  {c['username']} / {c['password']}

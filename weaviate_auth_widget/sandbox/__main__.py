@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from ._http import check_loopback
-from .runner import Sandbox
+from .runner import SHAPES, Sandbox
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="Weaviate double port (default: a free one)")
     parser.add_argument("--idp-port", type=int, default=0, help="OpenID provider port (default: a free one)")
+    parser.add_argument("--grpc-port", type=int, default=0, help="gRPC port (default: a free one)")
+    parser.add_argument(
+        "--shape", choices=sorted(SHAPES), default="cloud", help="auth schemes on (cloud: API keys + OIDC)"
+    )
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds added to every request")
     parser.add_argument("--token-lifetime", type=int, default=300, help="access token lifetime in seconds")
     parser.add_argument("--json", action="store_true", help="print one JSON line with URLs and credentials")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request (paths only)")
@@ -40,6 +45,7 @@ def _banner(sandbox: Sandbox) -> str:
         [
             "Weaviate sandbox (local demo; these credentials are throwaway and change at every start)",
             f"  Weaviate:       {sandbox.weaviate_url}   (version {sandbox.weaviate.config.version}, RBAC on)",
+            f"  gRPC:           {sandbox.host}:{sandbox.weaviate.grpc_port}",
             f"  OpenID issuer:  {sandbox.idp_url}",
             "",
             f"  Admin API key:      {creds.admin_api_key}",
@@ -69,7 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     sandbox = Sandbox.demo(
-        host=host, port=args.port, idp_port=args.idp_port, token_lifetime=args.token_lifetime
+        host=host,
+        port=args.port,
+        idp_port=args.idp_port,
+        grpc_port=args.grpc_port,
+        shape=args.shape,
+        delay=args.delay,
+        token_lifetime=args.token_lifetime,
     )
     try:
         sandbox.start()
