@@ -20,6 +20,7 @@ from weaviate.proto.v1 import (  # noqa: E402
     weaviate_pb2_grpc,
 )
 
+from tests.test_sandbox import user_token  # noqa: E402
 from weaviate_auth_widget.sandbox import Sandbox, sandbox_process  # noqa: E402
 
 
@@ -69,20 +70,8 @@ def test_search_with_api_key_returns_the_rest_objects(sandbox: Sandbox, channel:
 
 
 def test_search_with_a_jwt_from_the_provider(sandbox: Sandbox, channel: Any) -> None:
-    import httpx
-
     creds = sandbox.credentials
-    answer = httpx.post(
-        sandbox.idp_url + "/token",
-        data={
-            "grant_type": "password",
-            "username": creds.username,
-            "password": creds.password,
-            "client_id": creds.client_id,
-            "scope": "openid email",
-        },
-    ).json()
-    reply = _search(channel, answer["access_token"], limit=1)
+    reply = _search(channel, user_token(sandbox), limit=1)
     assert len(reply.results) == 1
     assert sandbox.weaviate.grpc_calls[-1].username == creds.username
 

@@ -18,6 +18,7 @@ from .errors import (
     LoginExpired,
     PermissionDenied,
     UnexpectedResponse,
+    WeaviateAuthError,
     WrongMethod,
 )
 from .transport import unreachable
@@ -64,32 +65,7 @@ def raise_for_auth(response: httpx.Response, *, method: str, profile: str | None
             fix="Use a key or user with a role that allows it (ask the cluster's administrator).",
         )
     if status == 401:
-        lowered = message.lower()
-        if any(marker in lowered for marker in _NO_SCHEME_MARKERS):
-            raise WrongMethod(
-                f"The cluster at {host} has authentication turned off and rejects any credential sent to it.",
-                host=host,
-                fix="This is an anonymous cluster: connect without a key or password.",
-            )
-        if "anonymous access not enabled" in lowered:
-            raise InvalidCredentials(
-                f"The cluster at {host} needs credentials and none were sent.", host=host, fix="Log in first."
-            )
-        if "expired" in lowered:
-            raise LoginExpired(
-                f"The login to {host} has expired ({message}).", host=host, fix="Log in again."
-            )
-        if method == "api_key":
-            raise InvalidCredentials(
-                f"The cluster at {host} refused the API key ({message or '401'}).",
-                host=host,
-                fix="Check the key: copy it again from the Weaviate Cloud console or from your administrator.",
-            )
-        raise InvalidCredentials(
-            f"The cluster at {host} refused the token ({message or '401'}).",
-            host=host,
-            fix="Log in again; if it persists, the cluster's OIDC settings (issuer, client id) may not match.",
-        )
+        raise unauthorized(message, host=host, method=method, profile=profile)
     if "required claim" in message:
         raise UnexpectedResponse(
             f"The cluster at {host} cannot read the user name from the token ({message}).",
@@ -100,6 +76,34 @@ def raise_for_auth(response: httpx.Response, *, method: str, profile: str | None
         f"The cluster at {host} failed with HTTP {status}: {message or 'no details'}.",
         host=host,
         fix="Try again later; if it persists, check the cluster's logs.",
+    )
+
+
+def unauthorized(message: str, *, host: str, method: str, profile: str | None = None) -> WeaviateAuthError:
+    """The typed error for a refused token (HTTP 401, or gRPC UNKNOWN ``unauthorized``)."""
+    lowered = message.lower()
+    if any(marker in lowered for marker in _NO_SCHEME_MARKERS):
+        return WrongMethod(
+            f"The cluster at {host} has authentication turned off and rejects any credential sent to it.",
+            host=host,
+            fix="This is an anonymous cluster: connect without a key or password.",
+        )
+    if "anonymous access not enabled" in lowered:
+        return InvalidCredentials(
+            f"The cluster at {host} needs credentials and none were sent.", host=host, fix="Log in first."
+        )
+    if "expired" in lowered:
+        return LoginExpired(f"The login to {host} has expired ({message}).", host=host, fix="Log in again.")
+    if method == "api_key":
+        return InvalidCredentials(
+            f"The cluster at {host} refused the API key ({message or '401'}).",
+            host=host,
+            fix="Check the key: copy it again from the Weaviate Cloud console or from your administrator.",
+        )
+    return InvalidCredentials(
+        f"The cluster at {host} refused the token ({message or '401'}).",
+        host=host,
+        fix="Log in again; if it persists, the cluster's OIDC settings (issuer, client id) may not match.",
     )
 
 
@@ -166,4 +170,12 @@ def _json_dict(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-__all__ = ["ServerInfo", "cluster_headers", "error_message", "is_admin", "probe", "raise_for_auth"]
+__all__ = [
+    "ServerInfo",
+    "cluster_headers",
+    "error_message",
+    "is_admin",
+    "probe",
+    "raise_for_auth",
+    "unauthorized",
+]

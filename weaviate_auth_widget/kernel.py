@@ -49,7 +49,8 @@ from .transport import USER_AGENT, HttpSettings
 from .urls import is_loopback_host
 
 if TYPE_CHECKING:
-    from .service import AuthService, Identity
+    from .identity import Identity
+    from .service import AuthService
     from .session import AsyncWeaviateSession, WeaviateSession
 
 log = logging.getLogger(__name__)
@@ -705,7 +706,7 @@ def _profile_from_view(view: Mapping[str, Any]) -> Profile:
 
 
 def _identity_from_json(data: Mapping[str, Any]) -> Identity:
-    from .service import Identity
+    from .identity import Identity
 
     def text(key: str) -> str | None:
         value = data.get(key)

@@ -21,7 +21,7 @@ from .profiles import METHOD_LABELS, Profile
 from .urls import host_of, normalize_url
 
 if TYPE_CHECKING:
-    from .service import Identity
+    from .identity import Identity
     from .session import WeaviateSession
 
 log = logging.getLogger(__name__)

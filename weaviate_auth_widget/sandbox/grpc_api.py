@@ -1,8 +1,9 @@
 """The double's gRPC API: ``weaviate.v1.Weaviate`` and ``grpc.health.v1.Health``.
 
-Served with grpcio from the generated ``weaviate.v1`` modules that ``weaviate-client``
-ships (spec ``weaviate-users-grpc-client.md`` section 2), on the sandbox's event loop,
-over the same objects and the same authentication code as the REST side: a token in
+Served by grpcio's thread-pool server (an aio server on the sandbox's loop would share
+grpcio's poller with any async client in the same process) from the generated
+``weaviate.v1`` modules that ``weaviate-client`` ships (spec
+``weaviate-users-grpc-client.md`` section 2), over the same objects and the same authentication code as the REST side: a token in
 metadata ``authorization`` goes through :meth:`WeaviateDouble.authenticate`, a refused
 one comes back as UNKNOWN ``extract auth: unauthorized: ...``, a forbidden write as
 PERMISSION_DENIED ``rbac: ...``. Health needs no token. Each call is recorded with a
@@ -11,8 +12,11 @@ fingerprint of its token (a sha256 prefix, never the token).
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import grpc
@@ -30,7 +34,7 @@ from . import data
 from .weaviate import AuthFailure, Principal, WeaviateDouble, fingerprint
 
 T = TypeVar("T")
-#: grpc.aio.ServicerContext (grpcio ships no usable type stubs)
+#: grpc.ServicerContext (grpcio ships no usable type stubs)
 Context = Any
 
 
@@ -44,17 +48,18 @@ class _Abort(Exception):
 class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):  # type: ignore[misc]
     """Search, BatchObjects and TenantsGet; the rest answer UNIMPLEMENTED (the base class)."""
 
-    def __init__(self, double: WeaviateDouble) -> None:
+    def __init__(self, double: WeaviateDouble, loop: asyncio.AbstractEventLoop) -> None:
         self.double = double
+        self.loop = loop
 
-    async def _call(self, name: str, context: Context, body: Callable[[Principal | None], Awaitable[T]]) -> T:
+    def _call(self, name: str, context: Context, body: Callable[[Principal | None], T]) -> T:
         """Delay, authenticate, run ``body``, record; errors become the statuses Weaviate sends.
 
         The call is recorded before its answer leaves, so a client never sees an answer
         before the log does.
         """
         double = self.double
-        await double.network_delay()
+        _delay(double)
         token = _bearer(context.invocation_metadata() or ())
         principal: Principal | None = None
 
@@ -63,38 +68,40 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):  # type: ignore[misc
             double.record_grpc(name, fingerprint(token) if token else None, who, code.name)
 
         try:
-            principal = await self._principal(token)
-            reply = await body(principal)
+            principal = self._principal(token)
+            reply = body(principal)
         except _Abort as exc:
             record(exc.code)
-            await context.abort(exc.code, exc.details)
+            context.abort(exc.code, exc.details)
             raise  # pragma: no cover - abort raises
         record(grpc.StatusCode.OK)
         return reply
 
-    async def _principal(self, token: str | None) -> Principal | None:
+    def _principal(self, token: str | None) -> Principal | None:
         double = self.double
         if token is None:
             if double.config.anonymous:
                 return None
             raise _Abort(grpc.StatusCode.UNKNOWN, f"extract auth: unauthorized: {double.anonymous_message()}")
         try:
-            return await double.authenticate(token)
+            # the double's token verifier lives on the sandbox's loop
+            future = asyncio.run_coroutine_threadsafe(double.authenticate(token), self.loop)
+            return future.result(15)
         except AuthFailure as exc:
             message = (
                 exc.message if exc.message.startswith("unauthorized") else f"unauthorized: {exc.message}"
             )
             raise _Abort(grpc.StatusCode.UNKNOWN, f"extract auth: {message}") from None
 
-    async def Search(self, request: Any, context: Context) -> Any:
-        async def body(principal: Principal | None) -> Any:
+    def Search(self, request: Any, context: Context) -> Any:
+        def body(principal: Principal | None) -> Any:
             _check_collection(request.collection)
             return search_reply(request, self.double.objects)
 
-        return await self._call("Search", context, body)
+        return self._call("Search", context, body)
 
-    async def BatchObjects(self, request: Any, context: Context) -> Any:
-        async def body(principal: Principal | None) -> Any:
+    def BatchObjects(self, request: Any, context: Context) -> Any:
+        def body(principal: Principal | None) -> Any:
             errors = []
             for index, obj in enumerate(request.objects):
                 denied = self.double.forbidden_write(principal, obj.collection)
@@ -108,15 +115,15 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):  # type: ignore[misc
                 self.double.objects.append(stored)
             return batch_pb2.BatchObjectsReply(took=0.001, errors=errors)
 
-        return await self._call("BatchObjects", context, body)
+        return self._call("BatchObjects", context, body)
 
-    async def TenantsGet(self, request: Any, context: Context) -> Any:
-        async def body(principal: Principal | None) -> Any:
+    def TenantsGet(self, request: Any, context: Context) -> Any:
+        def body(principal: Principal | None) -> Any:
             _check_collection(request.collection)
             # The one collection is not multi-tenant: no tenants to list.
             return tenants_pb2.TenantsGetReply(took=0.001, tenants=[])
 
-        return await self._call("TenantsGet", context, body)
+        return self._call("TenantsGet", context, body)
 
 
 def _check_collection(name: str) -> None:
@@ -209,8 +216,8 @@ def _health_handler(double: WeaviateDouble) -> grpc.GenericRpcHandler:
     """``grpc.health.v1.Health/Check``: always SERVING, no authentication (spec section 2)."""
     serving = health_weaviate_pb2.WeaviateHealthCheckResponse.SERVING
 
-    async def check(request: Any, context: Context) -> Any:
-        await double.network_delay()
+    def check(request: Any, context: Context) -> Any:
+        _delay(double)
         double.record_grpc("Health/Check", None, None, "OK")
         return health_weaviate_pb2.WeaviateHealthCheckResponse(status=serving)
 
@@ -226,19 +233,27 @@ def _health_handler(double: WeaviateDouble) -> grpc.GenericRpcHandler:
     )
 
 
-async def serve_grpc(double: WeaviateDouble, host: str, port: int) -> tuple[grpc.aio.Server, int]:
-    """Start the gRPC server on the running loop; port 0 picks a free one, which is returned."""
-    server = grpc.aio.server()
-    weaviate_pb2_grpc.add_WeaviateServicer_to_server(WeaviateServicer(double), server)  # type: ignore[no-untyped-call]
+def _delay(double: WeaviateDouble) -> None:
+    if double.config.delay > 0:
+        time.sleep(double.config.delay)
+
+
+def serve_grpc(
+    double: WeaviateDouble, host: str, port: int, loop: asyncio.AbstractEventLoop
+) -> tuple[grpc.Server, int]:
+    """Start the gRPC server; port 0 picks a free one, which is returned."""
+    server = grpc.server(ThreadPoolExecutor(max_workers=16, thread_name_prefix="sandbox-grpc"))
+    servicer = WeaviateServicer(double, loop)
+    weaviate_pb2_grpc.add_WeaviateServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     server.add_generic_rpc_handlers((_health_handler(double),))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     bound = server.add_insecure_port(address)
-    await server.start()
+    server.start()
     return server, bound
 
 
-async def stop_grpc(server: grpc.aio.Server) -> None:
-    await server.stop(grace=None)
+def stop_grpc(server: grpc.Server) -> None:
+    server.stop(None).wait(5)
 
 
 __all__ = ["WeaviateServicer", "search_reply", "serve_grpc", "stop_grpc"]

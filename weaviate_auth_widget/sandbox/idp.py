@@ -345,6 +345,11 @@ class IdentityProvider:
             if grant is not None and (not client_id or client_id == grant.client_id):
                 del self._refresh[value]
 
+    def revoke_all(self) -> None:
+        """End every refresh token (an administrator logging everyone out)."""
+        with self._lock:
+            self._refresh.clear()
+
     def app(self) -> Application:
         return Application(
             [

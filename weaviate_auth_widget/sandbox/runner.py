@@ -123,7 +123,7 @@ class Sandbox:
         self.weaviates: dict[str, WeaviateDouble] = {}
         self._first_config = weaviate
         self._servers: dict[str, HTTPServer] = {}
-        self._grpc_servers: dict[str, grpc.aio.Server] = {}
+        self._grpc_servers: dict[str, grpc.Server] = {}
         self._loop: _LoopThread | None = None
         self.weaviate_url = ""
 
@@ -187,10 +187,10 @@ class Sandbox:
             server, bound = serve(double.app(), self.host, port)
             double.url = base_url(self.host, bound)
             self._servers[double.url] = server
-            self._grpc_servers[double.url], double.grpc_port = await serve_grpc(double, self.host, grpc_port)
             return double.url
 
         url = self._loop.call(start)
+        self._grpc_servers[url], double.grpc_port = serve_grpc(double, self.host, grpc_port, self._loop.loop)
         self.weaviates[url] = double
         if not self.weaviate_url:
             self.weaviate_url = url
@@ -201,12 +201,12 @@ class Sandbox:
         double = self.weaviates.pop(url)
         server = self._servers.pop(url)
         grpc_server = self._grpc_servers.pop(url, None)
+        if grpc_server is not None:
+            stop_grpc(grpc_server)
         if self._loop is not None:
 
             async def stop() -> None:
                 await _stop_server(server)
-                if grpc_server is not None:
-                    await stop_grpc(grpc_server)
                 double.close()
 
             self._loop.call(stop)
@@ -221,12 +221,12 @@ class Sandbox:
         grpc_servers = list(self._grpc_servers.values())
         self._servers.clear()
         self._grpc_servers.clear()
+        for grpc_server in grpc_servers:
+            stop_grpc(grpc_server)
 
         async def stop_all() -> None:
             for server in servers:
                 await _stop_server(server)
-            for grpc_server in grpc_servers:
-                await stop_grpc(grpc_server)
             for double in doubles:
                 double.close()
 
@@ -353,3 +353,5 @@ def sandbox_process(*args: str) -> Iterator[dict[str, Any]]:
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
