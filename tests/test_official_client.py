@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests import mixed_load
 from tests.helpers import closed_port
 from tests.test_sandbox import user_token
 from weaviate_auth_widget.client import grpc_target
@@ -275,3 +276,26 @@ def test_nothing_left_open_without_with_or_close() -> None:
     assert proc.stdout.split() == ["2", "collected"]
     assert "ResourceWarning" not in proc.stderr
     assert "unclosed" not in proc.stderr
+
+
+def test_three_second_tokens_under_mixed_load_refresh_once_each(tmp_path: Path) -> None:
+    """15 s of gRPC and REST from a sync and an async client and the session, 3 s tokens:
+    no failure, one password grant, refreshes only, one refresh per expiry (single-flight)."""
+    seconds, lifetime = 15.0, 3
+    with Sandbox.demo(token_lifetime=lifetime) as running:
+        service = _service(tmp_path)
+        _save(service, running, "password")
+        with service.session("p") as session:
+            result = mixed_load.run(session, running.weaviate.grpc_port, seconds)
+        assert result["errors"] == []
+        assert result["calls"] > 100
+        grants = running.idp_stats()["token"]
+        assert grants["password"] == 1
+        # a token is renewed when a fifth of its life is left: about every 2.4 s
+        assert seconds / lifetime <= grants["refresh_token"] <= seconds / (lifetime * 0.8) + 2
+        seen = {c.token for c in running.weaviate.grpc_calls if c.method == "Search"}
+        seen |= {r.token for r in running.weaviate.requests if r.token}
+        assert len(seen) <= grants["refresh_token"] + 1
+        assert {c.code for c in running.weaviate.grpc_calls} == {"OK"}
+        assert {r.status for r in running.weaviate.requests} == {200}
+        service.close()
