@@ -8,6 +8,7 @@ of a bare "401".
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ from .errors import (
 from .transport import unreachable
 from .urls import host_of, is_cloud, normalize_url
 
+#: Runs the identity half of :func:`probe` next to the token check.
+_PROBES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="weaviate-auth-probe")
 _NO_SCHEME_MARKERS = ("no authentication scheme is configured", "oidc auth is not configured")
 _ADMIN_ROLES = frozenset({"admin", "root"})
 
@@ -120,13 +123,15 @@ class ServerInfo:
 def probe(
     client: httpx.Client, base_url: str, token: str, *, method: str, headers: Mapping[str, str]
 ) -> ServerInfo:
-    """Validate ``token`` with ``/v1/meta``, then read identity from ``/v1/users/own-info``.
+    """Validate ``token`` with ``/v1/meta`` and read identity from ``/v1/users/own-info``,
+    both at once (one round trip, not two: a login's last step).
 
     own-info is optional (older servers, no RBAC): anything but 200 means "identity
-    unknown", never a failed login.
+    unknown", never a failed login; its answer counts only once meta accepted the token.
     """
     host = host_of(base_url)
     auth = {**headers, "Authorization": f"Bearer {token}"}
+    own_info = _PROBES.submit(client.get, base_url + "/v1/users/own-info", headers=auth)
     try:
         meta = client.get(base_url + "/v1/meta", headers=auth)
         raise_for_auth(meta, method=method)
@@ -137,7 +142,7 @@ def probe(
                 fix="Check that the URL points at a Weaviate cluster.",
             )
         version = _json_dict(meta).get("version")
-        own = client.get(base_url + "/v1/users/own-info", headers=auth)
+        own = own_info.result()
     except httpx.TransportError as exc:
         raise unreachable(exc, host) from None
     info = _json_dict(own) if own.status_code == 200 else {}
