@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import weaviate
+from paired import paired_ratio
 from weaviate.classes.init import Auth
 
 from weaviate_auth_widget.profiles import Profile
@@ -80,15 +81,9 @@ def grpc_overhead_ratio(info: dict[str, Any], tmp: Path) -> float:
     ):
         for client in (ours, theirs):  # warm channels and caches
             _median_fetch(client)
-        ratios = []
-        for i in range(ROUNDS):  # paired rounds in alternating order: load drifts hit both
-            if i % 2:
-                t, o = _median_fetch(theirs), _median_fetch(ours)
-            else:
-                o, t = _median_fetch(ours), _median_fetch(theirs)
-            ratios.append(o / t)
+        ratio = paired_ratio(lambda: _median_fetch(ours), lambda: _median_fetch(theirs), ROUNDS)
     service.close()
-    return statistics.median(ratios)
+    return ratio
 
 
 # Each login runs in a fresh interpreter (no discovery cache, no pooled connection, no
