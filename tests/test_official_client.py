@@ -20,7 +20,7 @@ import pytest
 from tests import mixed_load
 from tests.helpers import closed_port
 from tests.test_sandbox import user_token
-from weaviate_auth_widget.client import grpc_target
+from weaviate_auth_widget.client import PLACEHOLDER, grpc_target
 from weaviate_auth_widget.errors import InvalidCredentials, InvalidProfile, LoginExpired
 from weaviate_auth_widget.profiles import Profile
 from weaviate_auth_widget.sandbox import Sandbox, sandbox_process
@@ -103,6 +103,8 @@ def test_default_connect_on_every_shape_and_method(tmp_path: Path, shape: str, m
         rest = [r for r in running.weaviate.requests if "x-weaviate-client" in r.headers]
         assert {r.path for r in rest} == {"/v1/meta"}
         assert {r.token for r in rest} == {_fp(token)}
+        sent = {r.token for r in running.weaviate.requests} | {c.token for c in calls}
+        assert _fp(PLACEHOLDER.removeprefix("Bearer ")) not in sent  # always replaced in time
         service.close()
 
 
