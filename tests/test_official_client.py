@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -237,8 +236,8 @@ def test_cloud_client_is_addressed_at_grpc_host_with_tls() -> None:
     )
 
 
-SCRIPT = """
-import gc, sys, tempfile
+PREAMBLE = """
+import asyncio, gc, sys, tempfile
 from pathlib import Path
 from weaviate_auth_widget import AuthService, Profile
 from weaviate_auth_widget.secrets import SecretStore
@@ -247,15 +246,28 @@ url, grpc_port, key = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 tmp = Path(tempfile.mkdtemp())
 service = AuthService(directory=tmp, secrets=SecretStore("file", directory=tmp))
 service.save_profile(Profile(name="prod", url=url), {"api_key": key})
+"""
+SCRIPTS = {
+    "sync": """
 client = service.session("prod").weaviate_client(grpc_port=grpc_port)
 print(len(client.collections.get("Article").query.fetch_objects().objects))
 client = None  # dropped, never closed (a notebook re-running the cell does this)
-gc.collect()
-print("collected", flush=True)
-"""
+""",
+    "async": """
+async def main():
+    session = service.async_session("prod")
+    client = await session.weaviate_client(grpc_port=grpc_port)
+    print(len((await client.collections.get("Article").query.fetch_objects()).objects))
+    # both dropped here, never closed
+
+asyncio.run(main())
+""",
+}
 
 
-def test_nothing_left_open_without_with_or_close() -> None:
+@pytest.mark.parametrize("kind", sorted(SCRIPTS))
+def test_nothing_left_open_without_with_or_close(kind: str) -> None:
+    script = PREAMBLE + SCRIPTS[kind] + 'gc.collect()\nprint("collected", flush=True)\n'
     with sandbox_process("--shape", "cloud") as info:
         proc = subprocess.run(
             [
@@ -265,7 +277,7 @@ def test_nothing_left_open_without_with_or_close() -> None:
                 "-X",
                 "dev",
                 "-c",
-                textwrap.dedent(SCRIPT),
+                script,
                 info["weaviate_url"],
                 str(info["grpc_port"]),
                 info["credentials"]["admin_api_key"],

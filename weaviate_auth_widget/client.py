@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from . import cluster
 from .bearer import WeaviateAuth
+from .closing import close_at_loop_end
 from .errors import InvalidProfile, WeaviateAuthError
 from .identity import Identity
 from .tokens import Token, TokenSource
@@ -86,7 +87,8 @@ def connect(login: Login, **kwargs: Any) -> Any:
 async def connect_async(login: Login, **kwargs: Any) -> Any:
     """A connected ``weaviate.WeaviateAsyncClient`` (same arguments as :func:`connect`).
 
-    Close it with ``await client.close()`` or ``async with``.
+    Close it with ``await client.close()`` or ``async with``; one left open is closed
+    when its event loop shuts down.
     """
     weaviate = _weaviate()
     client = weaviate.WeaviateAsyncClient(**_client_args(login, **kwargs))
@@ -96,6 +98,8 @@ async def connect_async(login: Login, **kwargs: Any) -> Any:
     except BaseException:
         await client.close()
         raise
+    connection = client._connection
+    close_at_loop_end(lambda: connection.close("async"))  # a second close is a no-op
     return client
 
 

@@ -9,7 +9,7 @@ forces one refresh and retries once.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -17,6 +17,7 @@ import httpx
 from . import client as official
 from . import cluster
 from .bearer import WeaviateAuth
+from .closing import close_at_loop_end
 from .errors import UnexpectedResponse
 from .identity import Identity
 from .tokens import TokenSource
@@ -208,6 +209,7 @@ class AsyncWeaviateSession(_SessionMixin, httpx.AsyncClient):
 
         merged.setdefault("event_hooks", {}).setdefault("request", []).append(strip)
         super().__init__(**merged)
+        self._forget_close: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return self._describe()
@@ -215,10 +217,19 @@ class AsyncWeaviateSession(_SessionMixin, httpx.AsyncClient):
     __str__ = __repr__
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        if self._forget_close is None:
+            # opened on this loop: if nobody closes the session, the loop's end does
+            transports = [self._transport, *(t for t in self._mounts.values() if t is not None)]
+            self._forget_close = close_at_loop_end(lambda: _aclose_transports(transports))
         try:
             return await super().send(request, **kwargs)
         except httpx.TransportError as exc:
             raise unreachable(exc, host_of(str(request.url))) from None
+
+    async def aclose(self) -> None:
+        if self._forget_close is not None:
+            self._forget_close()
+        await super().aclose()
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Any REST call, JSON in and out, with typed errors (403 -> PermissionDenied ...)."""
@@ -247,3 +258,8 @@ class AsyncWeaviateSession(_SessionMixin, httpx.AsyncClient):
 def _close_transports(transports: list[httpx.BaseTransport]) -> None:
     for transport in transports:
         transport.close()
+
+
+async def _aclose_transports(transports: list[httpx.AsyncBaseTransport]) -> None:
+    for transport in transports:
+        await transport.aclose()
