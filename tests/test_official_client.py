@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from weaviate_auth_widget.profiles import Profile
 from weaviate_auth_widget.sandbox import Sandbox, sandbox_process
 from weaviate_auth_widget.secrets import SecretStore
 from weaviate_auth_widget.service import AuthService
-from weaviate_auth_widget.session import WeaviateSession
+from weaviate_auth_widget.session import AsyncWeaviateSession, WeaviateSession
 from weaviate_auth_widget.tokens import CachingTokenSource, Token
 
 weaviate = pytest.importorskip(
@@ -312,4 +313,38 @@ def test_three_second_tokens_under_mixed_load_refresh_once_each(tmp_path: Path) 
         assert len(seen) <= grants["refresh_token"] + 1
         assert {c.code for c in running.weaviate.grpc_calls} == {"OK"}
         assert {r.status for r in running.weaviate.requests} == {200}
+        service.close()
+
+
+def test_the_async_client_renews_tokens_off_its_event_loop(tmp_path: Path) -> None:
+    """Token renewals (network calls) never run on the async client's loop thread."""
+    with Sandbox.demo(token_lifetime=3) as running:
+        service = _service(tmp_path)
+        _save(service, running, "password")
+        identity = service.login("p")
+        fetched_on: list[str] = []
+
+        def fetch(rejected: Token | None) -> Token:
+            fetched_on.append(threading.current_thread().name)
+            return service.token("p", rejected=rejected)
+
+        source = CachingTokenSource(fetch)
+
+        async def run() -> int:
+            async with AsyncWeaviateSession(running.weaviate_url, source, identity=identity) as session:
+                client = await session.weaviate_client(grpc_port=running.weaviate.grpc_port)
+                try:
+                    articles = client.collections.get("Article")
+                    deadline, calls = time.monotonic() + 7, 0
+                    while time.monotonic() < deadline:  # over two expiries
+                        assert len((await articles.query.fetch_objects()).objects) == 2
+                        calls += 1
+                        await asyncio.sleep(0.05)
+                    return calls
+                finally:
+                    await client.close()
+
+        assert asyncio.run(run()) > 20
+        assert len(fetched_on) >= 3
+        assert threading.main_thread().name not in fetched_on
         service.close()

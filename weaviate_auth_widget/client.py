@@ -182,8 +182,13 @@ def _bind(connection: Any, login: Login, *, is_async: bool) -> None:
         http.auth = auth
         return http
 
+    cached = getattr(source, "current", None) if is_async else None
+
     def grpc_headers() -> tuple[tuple[str, str], ...]:
-        return _with_token(static_grpc(), source.token())
+        # The async client calls this on its event loop: take the cached token if it still
+        # works (the stub wrapper renews off the loop, with atoken); fetch only if none.
+        token = cached() if cached is not None else None
+        return _with_token(static_grpc(), token or source.token())
 
     def open_connection_grpc(colour: str) -> None:
         open_grpc(colour)
