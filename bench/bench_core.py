@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from paired import paired_ratio
 
 from weaviate_auth_widget.policy import Policy
 from weaviate_auth_widget.profiles import Profile
@@ -50,16 +51,10 @@ def auth_overhead_ratio(url: str, key: str, service: AuthService) -> float:
     raw = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"})
     for client in (session, raw):  # warm connections and caches
         _median_request_time(client)
-    ratios = []
-    for i in range(ROUNDS):  # paired, interleaved rounds in alternating order: load drifts hit both
-        if i % 2:
-            theirs, ours = _median_request_time(raw), _median_request_time(session)
-        else:
-            ours, theirs = _median_request_time(session), _median_request_time(raw)
-        ratios.append(ours / theirs)
+    ratio = paired_ratio(lambda: _median_request_time(session), lambda: _median_request_time(raw), ROUNDS)
     session.close()
     raw.close()
-    return statistics.median(ratios)
+    return ratio
 
 
 class _NoCheckPolicy(Policy):

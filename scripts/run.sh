@@ -17,7 +17,7 @@ trap cleanup EXIT INT TERM
 
 if [ -z "${WEAVIATE_URL:-}" ]; then
   info=$(mktemp)
-  "$PY" -m weaviate_auth_widget.sandbox --json >"$info" &
+  "$PY" -m weaviate_auth_widget.sandbox --json --shape cloud >"$info" &
   sandbox=$!
   pids+=("$sandbox")
   for _ in $(seq 100); do
@@ -32,7 +32,7 @@ d = json.load(open(sys.argv[1]))
 c = d["credentials"]
 print(f"""
 Weaviate sandbox (demo credentials, the same at every start)
-  Weaviate:           {d['weaviate_url']}  (version {d['version']})
+  Weaviate:           {d['weaviate_url']}  (version {d['version']}, gRPC on port {d['grpc_port']})
   Admin API key:      {c['admin_api_key']}
   Read-only API key:  {c['readonly_api_key']}
   Username/password:  {c['username']} / {c['password']}
@@ -41,6 +41,8 @@ PYEOF
   "$PY" -m weaviate_auth_widget.sandbox.demo_setup "$info"
   export WEAVIATE_AUTH_DEFAULT_URL
   WEAVIATE_AUTH_DEFAULT_URL=$("$PY" -c "import json,sys;print(json.load(open(sys.argv[1]))['weaviate_url'])" "$info")
+  export WEAVIATE_GRPC_PORT  # the quickstart's official-client section reads it
+  WEAVIATE_GRPC_PORT=$("$PY" -c "import json,sys;print(json.load(open(sys.argv[1]))['grpc_port'])" "$info")
   rm -f "$info"
 else
   echo "Using WEAVIATE_URL=$WEAVIATE_URL (no sandbox started)."

@@ -51,6 +51,7 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "JUPYTER_PORT": str(closed_port()),
         "WEAVIATE_SANDBOX_PORT": str(closed_port()),
         "WEAVIATE_SANDBOX_IDP_PORT": str(closed_port()),
+        "WEAVIATE_SANDBOX_GRPC_PORT": str(closed_port()),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -716,3 +716,56 @@ def test_a_client_in_use_checks_the_broker_again_before_trusting_a_new_listener(
         client.close()
     finally:
         server.stop()
+
+
+OFFICIAL_CLIENT_CODE = """
+import json
+from weaviate_auth_widget.kernel import get_backend
+from tests import mixed_load
+backend = get_backend()
+print("MODE", backend.mode)
+session = backend.session("pw")
+with session.weaviate_client(grpc_port=GRPC_PORT) as client:
+    print("OBJECTS", len(client.collections.get("Article").query.fetch_objects().objects))
+    print("HELD", json.dumps(repr(vars(client._connection)) + repr(client._connection._headers)))
+print("LOAD", json.dumps(mixed_load.run(session, GRPC_PORT, 15)))
+"""
+
+
+@pytest.mark.timeout(180)
+def test_official_clients_in_a_kernel_take_tokens_from_the_broker(
+    isolated: dict[str, str], tmp_path: Path
+) -> None:
+    """Default connect path in a real kernel, sync and async clients, 3-second tokens for
+    15 s: the broker logs in once and refreshes, the kernel never sees the password."""
+    from weaviate_auth_widget.sandbox import Sandbox
+
+    pytest.importorskip("weaviate", reason="the official client is the 'client' extra")
+    with Sandbox.demo(token_lifetime=3) as running:
+        creds = running.credentials
+        assert creds is not None
+        server = JupyterServer(isolated, tmp_path / "root").start()
+        try:
+            server.save_profile(
+                "pw",
+                {
+                    "url": running.weaviate_url,
+                    "method": "password",
+                    "username": creds.username,
+                    "secrets": {"password": creds.password},
+                },
+            )
+            code = OFFICIAL_CLIENT_CODE.replace("GRPC_PORT", str(running.weaviate.grpc_port))
+            out = lines(server.run_in_kernel(code, timeout=120))
+        finally:
+            server.stop()
+        assert out["MODE"] == "broker"
+        assert out["OBJECTS"] == "2"
+        assert creds.password not in out["HELD"]
+        load = json.loads(out["LOAD"])
+        assert load["errors"] == [] and load["calls"] > 100
+        grants = running.idp_stats()["token"]
+        assert grants["password"] == 1
+        # one refresh per expiry (about every 2.4 s; the kernel's start-up adds a few)
+        assert 5 <= grants["refresh_token"] <= 12
+        assert {c.code for c in running.weaviate.grpc_calls} == {"OK"}

@@ -32,6 +32,7 @@ def test_notebook_runs_against_the_sandbox(
         "WEAVIATE_PROFILE": "sandbox",
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",  # the file store, as saved above
         "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "WEAVIATE_GRPC_PORT": str(sandbox.weaviate.grpc_port),  # as `make run` exports it
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("WEAVIATE_AUTH_BROKER_FILE", raising=False)
@@ -47,3 +48,7 @@ def test_notebook_runs_against_the_sandbox(
     if path.name == "quickstart.ipynb":
         assert "Connected to" in outputs and "Hello, Weaviate" in outputs
         assert '\\"username\\": \\"admin\\"' in outputs or "'username': 'admin'" in outputs
+        # the official client's section ran its gRPC query (with the login's token)
+        assert "9f0b3c1e-6a35-4d1f-9a0e-0d1c8f4b2a02 Tokens expire" in outputs
+        searches = [c for c in sandbox.weaviate.grpc_calls if c.method == "Search"]
+        assert [c.username for c in searches] == ["admin"]

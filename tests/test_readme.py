@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -34,10 +35,15 @@ NOT_RUN = {
 }
 #: Blocks that run but fail today, by a marker in their text: the test fails once they work,
 #: so the entry is dropped then.
-KNOWN_BROKEN = {
-    ".weaviate_client()": "the official client's start-up checks fail against the sandbox without "
-    "skip_init_checks (the official-client part of issue 10 fixes that)",
-}
+KNOWN_BROKEN: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    """A reader's cluster: gRPC on Weaviate's default port (50051), where the official
+    client looks for it with its defaults (the README's `weaviate_client()` passes none)."""
+    with Sandbox.demo(grpc_port=50051) as running:
+        yield running
 
 
 def blocks(language: str) -> list[str]:
@@ -115,6 +121,7 @@ def test_python_blocks_run_as_scripts(
     assert {r.username for r in requests if r.path == "/v1/users/own-info"} >= {"admin"}
     assert any(r.path == "/v1/schema" and r.username == sandbox.credentials.username for r in requests)
     assert any("x-openai-api-key" in r.headers for r in requests)
+    assert {c.code for c in sandbox.weaviate.grpc_calls} == {"OK"} and sandbox.weaviate.grpc_calls
     service.close()
 
 

@@ -577,7 +577,7 @@ def test_sandbox_refuses_non_loopback() -> None:
 
 def test_command_line_json_and_sigterm(tmp_path: Any) -> None:
     command = [sys.executable, "-m", "weaviate_auth_widget.sandbox", "--json", "--token-lifetime", "30"]
-    command += ["--port", "0", "--idp-port", "0"]  # the demo's fixed ports may be in use
+    command += ["--port", "0", "--idp-port", "0", "--grpc-port", "0"]  # the demo's fixed ports may be in use
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WEAVIATE_AUTH_DIR": str(tmp_path)}
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

@@ -59,7 +59,12 @@ def test_fixed_default_ports_and_the_same_credentials_at_every_start(tmp_path: P
     ).stdout
     assert f"default {DEFAULT_PORT}" in parser_help and f"default {DEFAULT_IDP_PORT}" in parser_help
     port, idp_port = closed_port(), closed_port()
-    env = env_for(tmp_path, WEAVIATE_SANDBOX_PORT=str(port), WEAVIATE_SANDBOX_IDP_PORT=str(idp_port))
+    env = env_for(
+        tmp_path,
+        WEAVIATE_SANDBOX_PORT=str(port),
+        WEAVIATE_SANDBOX_IDP_PORT=str(idp_port),
+        WEAVIATE_SANDBOX_GRPC_PORT="0",
+    )
     seen = []
     for _ in range(2):
         with running(env=env) as info:
@@ -73,7 +78,9 @@ def test_fixed_default_ports_and_the_same_credentials_at_every_start(tmp_path: P
     seed = tmp_path / SEED_FILE
     assert seed.stat().st_mode & 0o777 == 0o600
     assert key not in seed.read_text()  # the seed, not the credentials, is kept
-    with running("--port", "0", "--idp-port", "0", "--fresh-credentials", env=env) as info:
+    with running(
+        "--port", "0", "--idp-port", "0", "--grpc-port", "0", "--fresh-credentials", env=env
+    ) as info:
         assert info["credentials"]["admin_api_key"] != key
         assert info["weaviate_url"] != f"http://127.0.0.1:{port}"
 
@@ -84,7 +91,7 @@ def test_a_taken_port_names_the_port_and_the_flag(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [*SANDBOX, "--port", str(port), "--idp-port", "0"],
+            [*SANDBOX, "--port", str(port), "--idp-port", "0", "--grpc-port", "0"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -98,7 +105,7 @@ def test_a_taken_port_names_the_port_and_the_flag(tmp_path: Path) -> None:
 
 def test_without_the_sandbox_extra_it_says_which_to_install(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", BLOCK_JOSERFC, "--port", "0", "--idp-port", "0"],
+        [sys.executable, "-c", BLOCK_JOSERFC, "--port", "0", "--idp-port", "0", "--grpc-port", "0"],
         capture_output=True,
         text=True,
         timeout=30,

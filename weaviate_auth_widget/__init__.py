@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "AuthService": ".service",
-    "Identity": ".service",
+    "Identity": ".identity",
     "Profile": ".profiles",
     "ProfileStore": ".profiles",
     "Policy": ".policy",
@@ -34,12 +34,12 @@ if TYPE_CHECKING:
     from . import errors as errors
     from .chain import connect as connect
     from .chain import default_service as default_service
+    from .identity import Identity as Identity
     from .policy import Policy as Policy
     from .profiles import Profile as Profile
     from .profiles import ProfileStore as ProfileStore
     from .secrets import SecretStore as SecretStore
     from .service import AuthService as AuthService
-    from .service import Identity as Identity
     from .session import AsyncWeaviateSession as AsyncWeaviateSession
     from .session import WeaviateSession as WeaviateSession
     from .tokens import Token as Token

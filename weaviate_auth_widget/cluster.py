@@ -8,6 +8,7 @@ of a bare "401".
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +19,14 @@ from .errors import (
     LoginExpired,
     PermissionDenied,
     UnexpectedResponse,
+    WeaviateAuthError,
     WrongMethod,
 )
 from .transport import unreachable
 from .urls import host_of, is_cloud, normalize_url
 
+#: Runs the identity half of :func:`probe` next to the token check.
+_PROBES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="weaviate-auth-probe")
 _NO_SCHEME_MARKERS = ("no authentication scheme is configured", "oidc auth is not configured")
 _ADMIN_ROLES = frozenset({"admin", "root"})
 
@@ -64,32 +68,7 @@ def raise_for_auth(response: httpx.Response, *, method: str, profile: str | None
             fix="Use a key or user with a role that allows it (ask the cluster's administrator).",
         )
     if status == 401:
-        lowered = message.lower()
-        if any(marker in lowered for marker in _NO_SCHEME_MARKERS):
-            raise WrongMethod(
-                f"The cluster at {host} has authentication turned off and rejects any credential sent to it.",
-                host=host,
-                fix="This is an anonymous cluster: connect without a key or password.",
-            )
-        if "anonymous access not enabled" in lowered:
-            raise InvalidCredentials(
-                f"The cluster at {host} needs credentials and none were sent.", host=host, fix="Log in first."
-            )
-        if "expired" in lowered:
-            raise LoginExpired(
-                f"The login to {host} has expired ({message}).", host=host, fix="Log in again."
-            )
-        if method == "api_key":
-            raise InvalidCredentials(
-                f"The cluster at {host} refused the API key ({message or '401'}).",
-                host=host,
-                fix="Check the key: copy it again from the Weaviate Cloud console or from your administrator.",
-            )
-        raise InvalidCredentials(
-            f"The cluster at {host} refused the token ({message or '401'}).",
-            host=host,
-            fix="Log in again; if it persists, the cluster's OIDC settings (issuer, client id) may not match.",
-        )
+        raise unauthorized(message, host=host, method=method, profile=profile)
     if "required claim" in message:
         raise UnexpectedResponse(
             f"The cluster at {host} cannot read the user name from the token ({message}).",
@@ -100,6 +79,34 @@ def raise_for_auth(response: httpx.Response, *, method: str, profile: str | None
         f"The cluster at {host} failed with HTTP {status}: {message or 'no details'}.",
         host=host,
         fix="Try again later; if it persists, check the cluster's logs.",
+    )
+
+
+def unauthorized(message: str, *, host: str, method: str, profile: str | None = None) -> WeaviateAuthError:
+    """The typed error for a refused token (HTTP 401, or gRPC UNKNOWN ``unauthorized``)."""
+    lowered = message.lower()
+    if any(marker in lowered for marker in _NO_SCHEME_MARKERS):
+        return WrongMethod(
+            f"The cluster at {host} has authentication turned off and rejects any credential sent to it.",
+            host=host,
+            fix="This is an anonymous cluster: connect without a key or password.",
+        )
+    if "anonymous access not enabled" in lowered:
+        return InvalidCredentials(
+            f"The cluster at {host} needs credentials and none were sent.", host=host, fix="Log in first."
+        )
+    if "expired" in lowered:
+        return LoginExpired(f"The login to {host} has expired ({message}).", host=host, fix="Log in again.")
+    if method == "api_key":
+        return InvalidCredentials(
+            f"The cluster at {host} refused the API key ({message or '401'}).",
+            host=host,
+            fix="Check the key: copy it again from the Weaviate Cloud console or from your administrator.",
+        )
+    return InvalidCredentials(
+        f"The cluster at {host} refused the token ({message or '401'}).",
+        host=host,
+        fix="Log in again; if it persists, the cluster's OIDC settings (issuer, client id) may not match.",
     )
 
 
@@ -116,13 +123,15 @@ class ServerInfo:
 def probe(
     client: httpx.Client, base_url: str, token: str, *, method: str, headers: Mapping[str, str]
 ) -> ServerInfo:
-    """Validate ``token`` with ``/v1/meta``, then read identity from ``/v1/users/own-info``.
+    """Validate ``token`` with ``/v1/meta`` and read identity from ``/v1/users/own-info``,
+    both at once (one round trip, not two: a login's last step).
 
     own-info is optional (older servers, no RBAC): anything but 200 means "identity
-    unknown", never a failed login.
+    unknown", never a failed login; its answer counts only once meta accepted the token.
     """
     host = host_of(base_url)
     auth = {**headers, "Authorization": f"Bearer {token}"}
+    own_info = _PROBES.submit(client.get, base_url + "/v1/users/own-info", headers=auth)
     try:
         meta = client.get(base_url + "/v1/meta", headers=auth)
         raise_for_auth(meta, method=method)
@@ -133,7 +142,7 @@ def probe(
                 fix="Check that the URL points at a Weaviate cluster.",
             )
         version = _json_dict(meta).get("version")
-        own = client.get(base_url + "/v1/users/own-info", headers=auth)
+        own = own_info.result()
     except httpx.TransportError as exc:
         raise unreachable(exc, host) from None
     info = _json_dict(own) if own.status_code == 200 else {}
@@ -166,4 +175,12 @@ def _json_dict(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-__all__ = ["ServerInfo", "cluster_headers", "error_message", "is_admin", "probe", "raise_for_auth"]
+__all__ = [
+    "ServerInfo",
+    "cluster_headers",
+    "error_message",
+    "is_admin",
+    "probe",
+    "raise_for_auth",
+    "unauthorized",
+]

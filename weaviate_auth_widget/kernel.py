@@ -50,7 +50,8 @@ from .transport import USER_AGENT, HttpSettings
 from .urls import is_loopback_host
 
 if TYPE_CHECKING:
-    from .service import AuthService, Identity
+    from .identity import Identity
+    from .service import AuthService
     from .session import AsyncWeaviateSession, WeaviateSession
 
 log = logging.getLogger(__name__)
@@ -770,7 +771,7 @@ def _error_of(response: httpx.Response) -> tuple[str | None, str | None]:
 
 
 def _identity_from_json(data: Mapping[str, Any]) -> Identity:
-    from .service import Identity
+    from .identity import Identity
 
     def text(key: str) -> str | None:
         value = data.get(key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -27,60 +28,22 @@ from .errors import (
     ProfileNotFound,
     WrongMethod,
 )
+from .identity import Identity
 from .paths import store_dir
 from .policy import Policy
 from .profiles import METHOD_LABELS, Profile, ProfileStore
+from .session import AsyncWeaviateSession, WeaviateSession
 from .tokens import CachingTokenSource, LoginWatch, Token, bearer_expiry
 from .transport import HttpSettings
 from .urls import host_of
 
 if TYPE_CHECKING:
     from .secrets import SecretStore
-    from .session import AsyncWeaviateSession, WeaviateSession
 
 log = logging.getLogger(__name__)
 
 SECRET_KINDS = ("api_key", "password", "client_secret", "bearer")
 MAX_SECRET_LENGTH = 16 * 1024
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What a login tells the caller: who, where, until when. Never a secret."""
-
-    profile: str
-    url: str
-    method: str
-    server_version: str | None
-    username: str | None
-    groups: tuple[str, ...] = ()
-    roles: tuple[str, ...] = ()
-    identity_known: bool = False
-    expires_at: float | None = None
-    refreshes: bool = False
-    remembered: bool = False
-    backend: str = ""
-
-    @property
-    def is_admin(self) -> bool:
-        return cluster.is_admin(self.roles)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "profile": self.profile,
-            "url": self.url,
-            "method": self.method,
-            "server_version": self.server_version,
-            "username": self.username,
-            "groups": list(self.groups),
-            "roles": list(self.roles),
-            "identity_known": self.identity_known,
-            "expires_at": self.expires_at,
-            "refreshes": self.refreshes,
-            "remembered": self.remembered,
-            "backend": self.backend,
-            "is_admin": self.is_admin,
-        }
 
 
 @dataclass
@@ -172,6 +135,8 @@ class AuthService:
             with self._guard:
                 if self._client is None:
                     self._client = self.http.client()
+                    # closed when the service is collected or at exit, if close() never came
+                    weakref.finalize(self, self._client.close)
         return self._client
 
     def close(self) -> None:
@@ -439,13 +404,9 @@ class AuthService:
 
     def session(self, name: str, **kwargs: Any) -> WeaviateSession:
         """A ready ``WeaviateSession`` for ``name`` (logs in first if needed)."""
-        from .session import WeaviateSession
-
         return WeaviateSession(**self._session_args(name), **kwargs)
 
     def async_session(self, name: str, **kwargs: Any) -> AsyncWeaviateSession:
-        from .session import AsyncWeaviateSession
-
         return AsyncWeaviateSession(**self._session_args(name), **kwargs)
 
     def _session_args(self, name: str) -> dict[str, Any]:

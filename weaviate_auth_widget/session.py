@@ -8,74 +8,21 @@ forces one refresh and retries once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator, Mapping
-from typing import TYPE_CHECKING, Any
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 
+from . import client as official
 from . import cluster
+from .bearer import WeaviateAuth
+from .closing import close_at_loop_end
 from .errors import UnexpectedResponse
-from .tokens import Token, TokenSource
+from .identity import Identity
+from .tokens import TokenSource
 from .transport import HttpSettings, unreachable
-from .urls import host_of, normalize_url, origin
-
-if TYPE_CHECKING:
-    from .service import Identity
-
-
-class WeaviateAuth(httpx.Auth):
-    """Bearer token + module-key headers, for the cluster's origin only."""
-
-    def __init__(self, source: TokenSource, base_url: str, headers: Mapping[str, str] | None = None) -> None:
-        self._source = source
-        self._origin = origin(base_url)
-        self._headers = {**cluster.cluster_headers(base_url), **dict(headers or {})}
-
-    def __repr__(self) -> str:
-        return f"WeaviateAuth(origin={self._origin!r})"
-
-    def _mine(self, request: httpx.Request) -> bool:
-        url = request.url
-        scheme = url.scheme
-        return (scheme, url.host, url.port or (443 if scheme == "https" else 80)) == self._origin
-
-    def _apply(self, request: httpx.Request, token: Token) -> None:
-        request.headers.update(self._headers)
-        request.headers["Authorization"] = f"Bearer {token.value}"
-
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if not self._mine(request):
-            yield request
-            return
-        token = self._source.token()
-        self._apply(request, token)
-        response = yield request
-        if response.status_code == 401:
-            self._apply(request, self._source.token(rejected=token))
-            yield request
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if not self._mine(request):
-            yield request
-            return
-        token = await self._source.atoken()
-        self._apply(request, token)
-        response = yield request
-        if response.status_code == 401:
-            self._apply(request, await self._source.atoken(rejected=token))
-            yield request
-
-    def extra_headers(self) -> dict[str, str]:
-        """Cluster and module-key headers (module keys are secrets: never print these)."""
-        return dict(self._headers)
-
-    def strip_foreign(self, request: httpx.Request) -> None:
-        """Request hook, run for every hop of a redirect chain: no credential leaves
-        the cluster's origin, whatever follows the redirect."""
-        if not self._mine(request):
-            request.headers.pop("Authorization", None)
-            for name in self._headers:
-                request.headers.pop(name, None)
+from .urls import host_of, normalize_url
 
 
 class _SessionMixin:
@@ -110,6 +57,11 @@ class _SessionMixin:
             "follow_redirects": False,
             **kwargs,
         }
+
+    @property
+    def login_method(self) -> str:
+        """``api_key``, ``password``, ``client_credentials`` or ``bearer``."""
+        return self._method
 
     def auth_headers(self) -> dict[str, str]:
         """Headers besides Authorization that this session adds (module keys: secret)."""
@@ -194,6 +146,10 @@ class WeaviateSession(_SessionMixin, httpx.Client):
             self._weaviate_auth.strip_foreign
         )
         super().__init__(**merged)
+        # A session nobody closes (``service.session("x").weaviate_client()``) still
+        # closes its sockets when it is collected or at exit.
+        transports = [self._transport, *(t for t in self._mounts.values() if t is not None)]
+        weakref.finalize(self, _close_transports, transports)
 
     def __repr__(self) -> str:
         return self._describe()
@@ -226,10 +182,12 @@ class WeaviateSession(_SessionMixin, httpx.Client):
         return self._json(self.post("/v1/graphql", json=self._graphql_body(query, variables)))  # type: ignore[no-any-return]
 
     def weaviate_client(self, **kwargs: Any) -> Any:
-        """A connected official ``weaviate-client`` v4 client using this login."""
-        from .client import connect_official
+        """A connected official ``weaviate.WeaviateClient`` using this login (see ``client.py``)."""
+        return official.connect(self, **kwargs)
 
-        return connect_official(self, **kwargs)
+    async def weaviate_async_client(self, **kwargs: Any) -> Any:
+        """A connected ``weaviate.WeaviateAsyncClient`` using this login (``await`` it)."""
+        return await official.connect_async(self, **kwargs)
 
 
 class AsyncWeaviateSession(_SessionMixin, httpx.AsyncClient):
@@ -253,6 +211,7 @@ class AsyncWeaviateSession(_SessionMixin, httpx.AsyncClient):
 
         merged.setdefault("event_hooks", {}).setdefault("request", []).append(strip)
         super().__init__(**merged)
+        self._forget_close: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return self._describe()
@@ -260,10 +219,19 @@ class AsyncWeaviateSession(_SessionMixin, httpx.AsyncClient):
     __str__ = __repr__
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        if self._forget_close is None:
+            # opened on this loop: if nobody closes the session, the loop's end does
+            transports = [self._transport, *(t for t in self._mounts.values() if t is not None)]
+            self._forget_close = close_at_loop_end(lambda: _aclose_transports(transports))
         try:
             return await super().send(request, **kwargs)
         except httpx.TransportError as exc:
             raise unreachable(exc, host_of(str(request.url))) from None
+
+    async def aclose(self) -> None:
+        if self._forget_close is not None:
+            self._forget_close()
+        await super().aclose()
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Any REST call, JSON in and out, with typed errors (403 -> PermissionDenied ...)."""
@@ -283,3 +251,17 @@ class AsyncWeaviateSession(_SessionMixin, httpx.AsyncClient):
 
     async def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self._json(await self.post("/v1/graphql", json=self._graphql_body(query, variables)))  # type: ignore[no-any-return]
+
+    async def weaviate_client(self, **kwargs: Any) -> Any:
+        """A connected ``weaviate.WeaviateAsyncClient`` using this login (see ``client.py``)."""
+        return await official.connect_async(self, **kwargs)
+
+
+def _close_transports(transports: list[httpx.BaseTransport]) -> None:
+    for transport in transports:
+        transport.close()
+
+
+async def _aclose_transports(transports: list[httpx.AsyncBaseTransport]) -> None:
+    for transport in transports:
+        await transport.aclose()

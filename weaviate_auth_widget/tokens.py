@@ -177,6 +177,14 @@ class CachingTokenSource:
             return token
         return await asyncio.to_thread(self.token, rejected=rejected)
 
+    def current(self) -> Token | None:
+        """The cached token if it has not expired yet (maybe due for renewal), without
+        fetching: for callers that must not block, like an event loop."""
+        token = self._token
+        if token is None or not token.fresh(0):
+            return None
+        return token
+
     def invalidate(self) -> None:
         self._token = None
 

@@ -29,7 +29,7 @@ from .urls import host_of
 from .widget_cards import CSS, card, error_card, identity_card
 
 if TYPE_CHECKING:
-    from .service import Identity
+    from .identity import Identity
     from .session import WeaviateSession
 
 log = logging.getLogger(__name__)

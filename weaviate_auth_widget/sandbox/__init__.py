@@ -2,8 +2,9 @@
 
 ``Sandbox.demo()`` starts both with throwaway credentials on free ports; ``python -m
 weaviate_auth_widget.sandbox`` does the same in the foreground, on fixed ports with
-credentials that stay the same across runs (see ``demo_setup``). Needs the ``sandbox``
-extra (``joserfc``) for signing tokens.
+credentials that stay the same across runs (see ``demo_setup``). Each double serves REST
+and gRPC (``double.grpc_port``). Needs the ``sandbox`` extra (``joserfc`` for signing
+tokens; ``weaviate-client`` and ``grpcio`` for the gRPC API).
 
 Names are imported on first use, so ``python -m weaviate_auth_widget.sandbox`` can say
 which extra is missing instead of failing on the package's own import.
@@ -16,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .idp import IdentityProvider, IdPClient, IdPConfig, IdPUser
-    from .runner import DemoCredentials, Sandbox, sandbox_process
-    from .weaviate import Principal, RecordedRequest, WeaviateConfig, WeaviateDouble
+    from .runner import SHAPES, DemoCredentials, Sandbox, sandbox_process
+    from .weaviate import GrpcCall, Principal, RecordedRequest, WeaviateConfig, WeaviateDouble
 
 _WHERE = {
+    "SHAPES": "runner",
+    "GrpcCall": "weaviate",
     "IdentityProvider": "idp",
     "IdPClient": "idp",
     "IdPConfig": "idp",
@@ -34,7 +37,9 @@ _WHERE = {
 }
 
 __all__ = [
+    "SHAPES",
     "DemoCredentials",
+    "GrpcCall",
     "IdPClient",
     "IdPConfig",
     "IdPUser",

@@ -21,7 +21,7 @@ from . import demo_setup as demo
 from ._http import check_loopback
 
 demo.require_sandbox_extra()  # before anything imports joserfc
-from .runner import DemoCredentials, Sandbox  # noqa: E402
+from .runner import SHAPES, DemoCredentials, Sandbox  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fresh-credentials", action="store_true", help="new random credentials, not the ones kept for you"
     )
+    grpc_port = demo.env_port(demo.GRPC_PORT_ENV, demo.DEFAULT_GRPC_PORT)
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=grpc_port,
+        help=f"gRPC port (default {grpc_port}, Weaviate's own, ${demo.GRPC_PORT_ENV}; 0: a free one)",
+    )
+    parser.add_argument(
+        "--shape", choices=sorted(SHAPES), default="cloud", help="auth schemes on (cloud: API keys + OIDC)"
+    )
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds added to every request")
     parser.add_argument("--token-lifetime", type=int, default=300, help="access token lifetime in seconds")
     parser.add_argument("--json", action="store_true", help="print one JSON line with URLs and credentials")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request (paths only)")
@@ -61,6 +72,7 @@ def _banner(sandbox: Sandbox) -> str:
         [
             "Weaviate sandbox (local demo; the same credentials at every start, --fresh-credentials for new ones)",
             f"  Weaviate:       {sandbox.weaviate_url}   (version {sandbox.weaviate.config.version}, RBAC on)",
+            f"  gRPC:           {sandbox.host}:{sandbox.weaviate.grpc_port}",
             f"  OpenID issuer:  {sandbox.idp_url}",
             "",
             f"  Admin API key:      {creds.admin_api_key}",
@@ -96,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=host,
         port=args.port,
         idp_port=args.idp_port,
+        grpc_port=args.grpc_port,
+        shape=args.shape,
+        delay=args.delay,
         token_lifetime=args.token_lifetime,
         credentials=creds,
     )
@@ -105,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ports = [
             ("the Weaviate double", args.port, "--port", demo.PORT_ENV),
             ("the OpenID provider", args.idp_port, "--idp-port", demo.IDP_PORT_ENV),
+            ("the gRPC API", args.grpc_port, "--grpc-port", demo.GRPC_PORT_ENV),
         ]
         print(
             demo.taken_message(host, ports) or f"error: could not start the sandbox: {exc}", file=sys.stderr

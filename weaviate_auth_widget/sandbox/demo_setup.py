@@ -30,6 +30,9 @@ DEFAULT_PORT = 18080
 DEFAULT_IDP_PORT = 18081
 PORT_ENV = "WEAVIATE_SANDBOX_PORT"
 IDP_PORT_ENV = "WEAVIATE_SANDBOX_IDP_PORT"
+#: Weaviate's own gRPC port, so the official client finds it with its defaults
+DEFAULT_GRPC_PORT = 50051
+GRPC_PORT_ENV = "WEAVIATE_SANDBOX_GRPC_PORT"
 SEED_FILE = "sandbox-seed"
 DEMO_PROFILE = "sandbox"
 EXTRA_HINT = "pip install 'weaviate-auth-widget[sandbox]'"

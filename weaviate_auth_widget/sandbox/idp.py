@@ -66,6 +66,8 @@ class IdPConfig:
     access_token_lifetime: int = 300
     refresh_token_lifetime: int = 3600
     token_delay: float = 0.0
+    #: seconds added to every request (a network's round trip, for benchmarks)
+    delay: float = 0.0
     advertise_revocation: bool = True
     advertise_grant_types: bool = True
     endpoint_base: str | None = None
@@ -226,6 +228,12 @@ class IdentityProvider:
         with self._lock:
             self.token_calls = dict.fromkeys(GRANTS, 0)
             self.revoke_calls = self.discovery_calls = self.jwks_calls = 0
+            self.spans: list[tuple[str, float, float]] = []
+
+    def record_span(self, path: str, started: float, ended: float) -> None:
+        """When a request arrived and was answered (time.monotonic()), to count round trips."""
+        with self._lock:
+            self.spans.append((path, started, ended))
 
     # -- the grants ------------------------------------------------------------------
 
@@ -343,6 +351,11 @@ class IdentityProvider:
             if grant is not None and (not client_id or client_id == grant.client_id):
                 del self._refresh[value]
 
+    def revoke_all(self) -> None:
+        """End every refresh token (an administrator logging everyone out)."""
+        with self._lock:
+            self._refresh.clear()
+
     def app(self) -> Application:
         return Application(
             [
@@ -360,6 +373,15 @@ class IdentityProvider:
 class _Handler(BaseHandler):
     def initialize(self, idp: IdentityProvider) -> None:
         self.idp = idp
+        self._started = time.monotonic()
+
+    async def prepare(self) -> None:
+        if self.idp.config.delay > 0:
+            await asyncio.sleep(self.idp.config.delay)
+
+    def on_finish(self) -> None:
+        if not self.request.path.startswith("/_sandbox"):
+            self.idp.record_span(self.request.path, self._started, time.monotonic())
 
     def form(self) -> dict[str, str]:
         return {name: self.get_body_argument(name) for name in self.request.body_arguments}

@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
+import grpc
 from tornado.httpserver import HTTPServer
 
 from ._http import base_url, check_loopback, serve
+from .grpc_api import serve_grpc, stop_grpc
 from .idp import IdentityProvider, IdPClient, IdPConfig, IdPUser
 from .weaviate import WeaviateConfig, WeaviateDouble
 
@@ -35,6 +37,9 @@ DEMO_USERNAME = "demo@example.com"
 DEMO_CLIENT_ID = "weaviate"
 DEMO_SERVICE_CLIENT_ID = "sandbox-service"
 DEMO_SERVICE_EMAIL = "service@example.com"
+
+#: Cluster shapes :meth:`Sandbox.demo` can take: which authentication schemes are on.
+SHAPES = {"cloud": (True, True), "apikey": (True, False), "oidc": (False, True)}
 
 
 @dataclass(frozen=True)
@@ -127,16 +132,19 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         idp_port: int = 0,
+        grpc_port: int = 0,
         credentials: DemoCredentials | None = None,
     ) -> None:
         self.host = check_loopback(host)
         self.port = port
         self.idp_port = idp_port
+        self.grpc_port = grpc_port
         self.idp = IdentityProvider(idp)
         self.credentials = credentials
         self.weaviates: dict[str, WeaviateDouble] = {}
         self._first_config = weaviate
         self._servers: dict[str, HTTPServer] = {}
+        self._grpc_servers: dict[str, grpc.Server] = {}
         self._loop: _LoopThread | None = None
         self.weaviate_url = ""
 
@@ -178,14 +186,17 @@ class Sandbox:
 
             self._loop.call(start_idp)
             if self._first_config is not None:
-                self.weaviate_url = self.add_weaviate(self._first_config, port=self.port)
+                self.weaviate_url = self.add_weaviate(
+                    self._first_config, port=self.port, grpc_port=self.grpc_port
+                )
         except BaseException:
             self.stop()
             raise
         return self
 
-    def add_weaviate(self, config: WeaviateConfig | None = None, *, port: int = 0) -> str:
-        """Start another double (sharing this provider); returns its base URL."""
+    def add_weaviate(self, config: WeaviateConfig | None = None, *, port: int = 0, grpc_port: int = 0) -> str:
+        """Start another double (sharing this provider) with its REST and gRPC servers;
+        returns its base URL (``double.grpc_port`` is the gRPC port)."""
         if self._loop is None:
             raise RuntimeError("start the sandbox first")
         config = config or WeaviateConfig()
@@ -200,6 +211,7 @@ class Sandbox:
             return double.url
 
         url = self._loop.call(start)
+        self._grpc_servers[url], double.grpc_port = serve_grpc(double, self.host, grpc_port, self._loop.loop)
         self.weaviates[url] = double
         if not self.weaviate_url:
             self.weaviate_url = url
@@ -209,6 +221,9 @@ class Sandbox:
         """Stop one double."""
         double = self.weaviates.pop(url)
         server = self._servers.pop(url)
+        grpc_server = self._grpc_servers.pop(url, None)
+        if grpc_server is not None:
+            stop_grpc(grpc_server)
         if self._loop is not None:
 
             async def stop() -> None:
@@ -224,7 +239,11 @@ class Sandbox:
         if loop is None:
             return
         servers, doubles = list(self._servers.values()), list(self.weaviates.values())
+        grpc_servers = list(self._grpc_servers.values())
         self._servers.clear()
+        self._grpc_servers.clear()
+        for grpc_server in grpc_servers:
+            stop_grpc(grpc_server)
 
         async def stop_all() -> None:
             for server in servers:
@@ -265,13 +284,23 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         idp_port: int = 0,
+        grpc_port: int = 0,
         token_lifetime: int = 300,
         refresh_token_lifetime: int = 3600,
         token_delay: float = 0.0,
+        delay: float = 0.0,
+        shape: str = "cloud",
         version: str = "1.33.2",
         credentials: DemoCredentials | None = None,
     ) -> Sandbox:
-        """Both schemes on, RBAC on, fresh random credentials (see :class:`DemoCredentials`)."""
+        """RBAC on, fresh random credentials (see :class:`DemoCredentials`).
+
+        ``shape``: ``cloud`` (API keys and OIDC, as on Weaviate Cloud), ``apikey`` or
+        ``oidc`` only. ``delay``: seconds added to every request to either server.
+        """
+        if shape not in SHAPES:
+            raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
+        apikey_on, oidc_on = SHAPES[shape]
         creds = credentials or DemoCredentials.generate()
         idp = IdPConfig(
             users={
@@ -290,12 +319,14 @@ class Sandbox:
             access_token_lifetime=token_lifetime,
             refresh_token_lifetime=refresh_token_lifetime,
             token_delay=token_delay,
+            delay=delay,
         )
         weaviate = WeaviateConfig(
             version=version,
-            apikey_enabled=True,
+            apikey_enabled=apikey_on,
             api_keys={creds.admin_api_key: creds.admin_user, creds.readonly_api_key: creds.readonly_user},
-            oidc_enabled=True,
+            oidc_enabled=oidc_on,
+            delay=delay,
             oidc_client_id=creds.client_id,
             oidc_username_claim="email",
             oidc_groups_claim="groups",
@@ -308,13 +339,16 @@ class Sandbox:
                 DEMO_SERVICE_EMAIL: ["viewer"],
             },
         )
-        return cls(idp, weaviate, host=host, port=port, idp_port=idp_port, credentials=creds)
+        return cls(
+            idp, weaviate, host=host, port=port, idp_port=idp_port, grpc_port=grpc_port, credentials=creds
+        )
 
     def describe(self) -> dict[str, Any]:
         """URLs and (demo) credentials, as ``--json`` prints them."""
         return {
             "weaviate_url": self.weaviate_url,
             "idp_url": self.idp_url,
+            "grpc_port": self.weaviate.grpc_port if self.weaviate_url else None,
             "version": self.weaviate.config.version if self.weaviate_url else None,
             "credentials": self.credentials.as_dict() if self.credentials else None,
         }
@@ -329,7 +363,15 @@ async def _stop_server(server: HTTPServer) -> None:
 def sandbox_process(*args: str) -> Iterator[dict[str, Any]]:
     """``python -m weaviate_auth_widget.sandbox --json`` in its own process (no shared GIL
     with the caller: what benchmarks want); yields its ``describe()``."""
-    fresh = ["--port", "0", "--idp-port", "0", "--fresh-credentials"]  # never the demo's fixed ones
+    fresh = [
+        "--port",
+        "0",
+        "--idp-port",
+        "0",
+        "--grpc-port",
+        "0",
+        "--fresh-credentials",
+    ]  # never the demo's fixed ones
     proc = subprocess.Popen(  # noqa: S603 - our own module, arguments from the caller's code
         [sys.executable, "-m", "weaviate_auth_widget.sandbox", "--json", *fresh, *args],
         stdout=subprocess.PIPE,
@@ -341,3 +383,5 @@ def sandbox_process(*args: str) -> Iterator[dict[str, Any]]:
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -8,11 +8,13 @@ so tests can see what a client sent.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import re
 import threading
+import time
 from asyncio import Future
 from dataclasses import asdict, dataclass, field
 from http.client import responses
@@ -58,6 +60,11 @@ ROLE_PERMISSIONS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+def fingerprint(token: str) -> str:
+    """What the double records of a token: a sha256 prefix, enough to count distinct tokens."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
 def parse_version(text: str) -> tuple[int, int, int]:
     match = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", text)
     if not match:
@@ -89,6 +96,8 @@ class WeaviateConfig:
     group_roles: dict[str, list[str]] = field(default_factory=dict)  # group -> role names
     read_only_users: set[str] = field(default_factory=set)
     ready: bool = True
+    #: seconds added to every request, REST and gRPC (a network's round trip, for benchmarks)
+    delay: float = 0.0
 
     def __post_init__(self) -> None:
         if parse_version(self.version) < MIN_VERSION:
@@ -130,6 +139,22 @@ class RecordedRequest:
     username: str | None
     status: int
     headers: tuple[str, ...]
+    token: str | None = None  # fingerprint (see :func:`fingerprint`), never the token
+    started: float = 0.0  # time.monotonic() when the request arrived, before the delay
+    ended: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GrpcCall:
+    """One gRPC call as the double saw it: method, token fingerprint, who, status name."""
+
+    method: str
+    token: str | None
+    username: str | None
+    code: str
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +175,8 @@ class WeaviateDouble:
         self.url = ""  # set by the runner once the port is known
         self.objects = data.seed_objects()
         self._requests: list[RecordedRequest] = []
+        self._grpc_calls: list[GrpcCall] = []
+        self.grpc_port = 0  # set by the runner once the gRPC server is bound
         self._lock = threading.Lock()
         self._verifier: TokenVerifier | None = None
         self._verifier_key: tuple[Any, ...] = ()
@@ -175,9 +202,23 @@ class WeaviateDouble:
         with self._lock:
             self._requests.append(entry)
 
+    @property
+    def grpc_calls(self) -> list[GrpcCall]:
+        with self._lock:
+            return list(self._grpc_calls)
+
+    def record_grpc(self, method: str, token: str | None, username: str | None, code: str) -> None:
+        with self._lock:
+            self._grpc_calls.append(GrpcCall(method, token, username, code))
+
     def reset(self) -> None:
         with self._lock:
             self._requests.clear()
+            self._grpc_calls.clear()
+
+    async def network_delay(self) -> None:
+        if self.config.delay > 0:
+            await asyncio.sleep(self.config.delay)
 
     # -- authentication --------------------------------------------------------------
 
@@ -310,6 +351,7 @@ class WeaviateDouble:
                 (r"/v1/objects", _Objects, args),
                 (r"/v1/users/own-info", _OwnInfo, args),
                 (r"/_sandbox/requests", _SandboxRequests, args),
+                (r"/_sandbox/grpc-calls", _SandboxGrpcCalls, args),
                 (r"/_sandbox/reset", _SandboxReset, args),
             ],
             default_handler_class=_NotFound,
@@ -330,6 +372,8 @@ class _Handler(BaseHandler):
         self.double = double
         self.principal: Principal | None = None
         self._query_token = False
+        self._token_seen: str | None = None
+        self._started = time.monotonic()
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         if status_code >= 500:
@@ -351,6 +395,7 @@ class _Handler(BaseHandler):
         return None
 
     async def prepare(self) -> None:
+        await self.double.network_delay()
         method = self.request.method or ""
         if method not in self.methods:
             self.set_header("Allow", ", ".join(self.methods))
@@ -373,6 +418,7 @@ class _Handler(BaseHandler):
             if not (exact or self.double.config.anonymous):
                 self.send_json(401, {"code": 401, "message": self.double.anonymous_message()}, TEXT)
             return
+        self._token_seen = fingerprint(token)
         try:
             self.principal = await self.double.authenticate(token)
         except AuthFailure as exc:
@@ -397,6 +443,9 @@ class _Handler(BaseHandler):
                 username=self.principal.username if self.principal else None,
                 status=self.get_status(),
                 headers=tuple(sorted({name.lower() for name in request.headers})),
+                token=self._token_seen,
+                started=self._started,
+                ended=time.monotonic(),
             )
         )
 
@@ -532,6 +581,15 @@ class _SandboxRequests(_Handler):
     def get(self) -> None:
         entries = self.double.requests
         self.send_json(200, {"count": len(entries), "requests": [e.as_dict() for e in entries]})
+
+
+class _SandboxGrpcCalls(_Handler):
+    gate = "public"
+    recorded = False
+
+    def get(self) -> None:
+        calls = self.double.grpc_calls
+        self.send_json(200, {"count": len(calls), "calls": [c.as_dict() for c in calls]})
 
 
 class _SandboxReset(_Handler):
