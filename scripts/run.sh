@@ -41,8 +41,6 @@ PYEOF
   "$PY" -m weaviate_auth_widget.sandbox.demo_setup "$info"
   export WEAVIATE_AUTH_DEFAULT_URL
   WEAVIATE_AUTH_DEFAULT_URL=$("$PY" -c "import json,sys;print(json.load(open(sys.argv[1]))['weaviate_url'])" "$info")
-  export WEAVIATE_GRPC_PORT  # the quickstart's official-client section reads it
-  WEAVIATE_GRPC_PORT=$("$PY" -c "import json,sys;print(json.load(open(sys.argv[1]))['grpc_port'])" "$info")
   rm -f "$info"
 else
   echo "Using WEAVIATE_URL=$WEAVIATE_URL (no sandbox started)."

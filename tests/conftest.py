@@ -20,6 +20,17 @@ def sandbox_session() -> Iterator[Any]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def sandbox_default_grpc() -> Iterator[Any]:
+    """A sandbox serving gRPC on Weaviate's own port (50051), where the official client
+    looks with its defaults: for what users run as written (README, quickstart)."""
+    from weaviate_auth_widget.sandbox import Sandbox
+    from weaviate_auth_widget.sandbox.demo_setup import DEFAULT_GRPC_PORT
+
+    with Sandbox.demo(grpc_port=DEFAULT_GRPC_PORT) as running:
+        yield running
+
+
 @pytest.fixture
 def sandbox(sandbox_session: Any) -> Any:
     """The session's demo sandbox with its counters and request logs zeroed."""

@@ -27,6 +27,7 @@ import pytest
 from nbclient import NotebookClient
 
 from tests.helpers import closed_port
+from weaviate_auth_widget.sandbox.demo_setup import DEFAULT_GRPC_PORT
 
 ROOT = Path(__file__).parent.parent
 QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
@@ -51,7 +52,7 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "JUPYTER_PORT": str(closed_port()),
         "WEAVIATE_SANDBOX_PORT": str(closed_port()),
         "WEAVIATE_SANDBOX_IDP_PORT": str(closed_port()),
-        "WEAVIATE_SANDBOX_GRPC_PORT": str(closed_port()),
+        "WEAVIATE_SANDBOX_GRPC_PORT": str(DEFAULT_GRPC_PORT),  # where the quickstart's client looks
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -18,6 +18,13 @@ from weaviate_auth_widget.service import AuthService
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
+@pytest.fixture
+def sandbox(sandbox_default_grpc: Sandbox) -> Sandbox:
+    """The quickstart's `weaviate_client()` passes no gRPC port, as users run it."""
+    sandbox_default_grpc.reset_stats()
+    return sandbox_default_grpc
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs_against_the_sandbox(
     path: Path, tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
@@ -32,7 +39,6 @@ def test_notebook_runs_against_the_sandbox(
         "WEAVIATE_PROFILE": "sandbox",
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",  # the file store, as saved above
         "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "WEAVIATE_GRPC_PORT": str(sandbox.weaviate.grpc_port),  # as `make run` exports it
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("WEAVIATE_AUTH_BROKER_FILE", raising=False)

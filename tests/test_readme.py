@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -38,12 +37,11 @@ NOT_RUN = {
 KNOWN_BROKEN: dict[str, str] = {}
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    """A reader's cluster: gRPC on Weaviate's default port (50051), where the official
-    client looks for it with its defaults (the README's `weaviate_client()` passes none)."""
-    with Sandbox.demo(grpc_port=50051) as running:
-        yield running
+@pytest.fixture
+def sandbox(sandbox_default_grpc: Sandbox) -> Sandbox:
+    """A reader's cluster, gRPC where the README's `weaviate_client()` (no arguments) looks."""
+    sandbox_default_grpc.reset_stats()
+    return sandbox_default_grpc
 
 
 def blocks(language: str) -> list[str]:
