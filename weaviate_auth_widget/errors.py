@@ -83,6 +83,14 @@ class LoginExpired(WeaviateAuthError):
     http_status = 409
 
 
+class SignInFailed(WeaviateAuthError):
+    """A sign-in at the identity provider's page did not finish: refused or cancelled,
+    expired, or its answer did not belong to it (wrong state, a replayed code)."""
+
+    code = "sign_in_failed"
+    http_status = 400
+
+
 class StoreUnavailable(WeaviateAuthError):
     """The secret or profile store cannot be read or written (locked keyring, wrong key...)."""
 

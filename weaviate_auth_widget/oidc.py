@@ -22,6 +22,7 @@ from .urls import host_of
 DISCOVERY_TTL = 300.0
 WEAVIATE_DISCOVERY_PATH = "/v1/.well-known/openid-configuration"
 PROVIDER_DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 #: JWT times (and ``expires_in``) are whole seconds
 NUMERIC_DATE_GRANULARITY = 1.0
 
@@ -43,20 +44,39 @@ class Provider:
     token_endpoint: str
     revocation_endpoint: str | None
     grant_types: tuple[str, ...] | None
+    authorization_endpoint: str | None = None
+    device_authorization_endpoint: str | None = None
+    code_challenge_methods: tuple[str, ...] = ()
+
+    def offers_code_flow(self) -> bool:
+        """Authorization code with PKCE S256 (what a browser sign-in from the panel needs)."""
+        grants_ok = self.grant_types is None or "authorization_code" in self.grant_types
+        return bool(self.authorization_endpoint) and "S256" in self.code_challenge_methods and grants_ok
+
+    def offers_device_flow(self) -> bool:
+        """RFC 8628 device authorization (a browser sign-in outside the broker)."""
+        grants_ok = self.grant_types is None or DEVICE_GRANT in self.grant_types
+        return bool(self.device_authorization_endpoint) and grants_ok
 
 
 class Grant:
     """A token endpoint's answer. The refresh token is kept here, never in a Token."""
 
-    __slots__ = ("access", "refresh_expires_at", "refresh_token", "scope")
+    __slots__ = ("access", "id_token", "refresh_expires_at", "refresh_token", "scope")
 
     def __init__(
-        self, access: Token, refresh_token: str | None, refresh_expires_at: float | None, scope: str | None
+        self,
+        access: Token,
+        refresh_token: str | None,
+        refresh_expires_at: float | None,
+        scope: str | None,
+        id_token: str | None = None,
     ) -> None:
         self.access = access
         self.refresh_token = refresh_token
         self.refresh_expires_at = refresh_expires_at
         self.scope = scope
+        self.id_token = id_token
 
     def __repr__(self) -> str:
         return f"Grant({self.access!r}, refresh={'***' if self.refresh_token else None})"
@@ -112,7 +132,7 @@ def cluster_oidc(
             host=host,
             fix="Check that the URL points at Weaviate.",
         )
-    data = _json_object(response, host, "OIDC discovery document")
+    data = json_object(response, host, "OIDC discovery document")
     href = data.get("href")
     if not isinstance(href, str) or not href.startswith(("https://", "http://")):
         raise UnexpectedResponse(f"The cluster at {host} gave no usable OIDC 'href'.", host=host)
@@ -145,7 +165,7 @@ def provider(client: httpx.Client, href: str) -> Provider:
             host=host,
             fix="Ask the cluster's administrator to check its OIDC issuer setting.",
         )
-    data = _json_object(response, host, "provider discovery document")
+    data = json_object(response, host, "provider discovery document")
     token_endpoint = data.get("token_endpoint")
     if not isinstance(token_endpoint, str):
         raise UnexpectedResponse(f"The identity provider at {host} has no token endpoint.", host=host)
@@ -158,13 +178,18 @@ def provider(client: httpx.Client, href: str) -> Provider:
             host=host,
             fix="Ask the cluster's administrator to set its OIDC issuer to the provider's exact issuer URL.",
         )
-    revocation = data.get("revocation_endpoint")
     grants = data.get("grant_types_supported")
+    methods = data.get("code_challenge_methods_supported")
     result = Provider(
         issuer=issuer,
         token_endpoint=token_endpoint,
-        revocation_endpoint=revocation if isinstance(revocation, str) else None,
+        revocation_endpoint=_str(data.get("revocation_endpoint")),
         grant_types=tuple(g for g in grants if isinstance(g, str)) if isinstance(grants, list) else None,
+        authorization_endpoint=_str(data.get("authorization_endpoint")),
+        device_authorization_endpoint=_str(data.get("device_authorization_endpoint")),
+        code_challenge_methods=tuple(m for m in methods if isinstance(m, str))
+        if isinstance(methods, list)
+        else (),
     )
     discovery_cache.put(href, result)
     return result
@@ -194,12 +219,37 @@ def token_request(
     a refresh; the provider's ``error_description`` is included (providers never echo
     credentials in it), the form never is.
     """
+    response, sent_at = post_token(client, prov, form)
+    return read_grant(response, sent_at, refreshing=refreshing)
+
+
+def post_token(
+    client: httpx.Client, prov: Provider, form: Mapping[str, str], auth: tuple[str, str] | None = None
+) -> tuple[httpx.Response, float]:
+    """POST ``form`` to the token endpoint; the answer and when we asked (``auth``: a
+    confidential client's id and secret, sent as HTTP Basic)."""
     host = host_of(prov.token_endpoint)
     sent_at = time.time()  # expiry counts from the request, not the answer: never late
     try:
-        response = client.post(prov.token_endpoint, data=dict(form), headers={"Accept": "application/json"})
+        response = client.post(
+            prov.token_endpoint,
+            data=dict(form),
+            headers={"Accept": "application/json"},
+            auth=httpx.BasicAuth(*auth) if auth else httpx.USE_CLIENT_DEFAULT,
+        )
     except httpx.TransportError as exc:
         raise unreachable(exc, host, what="the identity provider") from None
+    return response, sent_at
+
+
+def oauth_error(response: httpx.Response) -> tuple[str, str] | None:
+    """The OAuth ``error`` and description of a 400/401 answer, else None."""
+    return _oauth_error(response) if response.status_code in (400, 401) else None
+
+
+def read_grant(response: httpx.Response, sent_at: float, *, refreshing: bool = False) -> Grant:
+    """A token endpoint's answer as a :class:`Grant`, or the error it means."""
+    host = host_of(str(response.request.url))
     if response.status_code in (400, 401):
         error, description = _oauth_error(response)
         if refreshing:
@@ -225,17 +275,18 @@ def token_request(
             host=host,
             fix="Try again later, or ask the provider's administrator.",
         )
-    data = _json_object(response, host, "token response")
+    data = json_object(response, host, "token response")
     access = data.get("access_token")
     if not isinstance(access, str) or not access:
         raise UnexpectedResponse(f"The identity provider at {host} returned no access token.", host=host)
     refresh = data.get("refresh_token")
-    refresh_expires_in = _number(data.get("refresh_expires_in"))
+    refresh_expires_in = number(data.get("refresh_expires_in"))
     return Grant(
-        access=Token(access, _expiry(access, _number(data.get("expires_in")), sent_at)),
+        access=Token(access, _expiry(access, number(data.get("expires_in")), sent_at)),
         refresh_token=refresh if isinstance(refresh, str) and refresh else None,
         refresh_expires_at=sent_at + refresh_expires_in if refresh_expires_in else None,
         scope=data.get("scope") if isinstance(data.get("scope"), str) else None,
+        id_token=_str(data.get("id_token")),
     )
 
 
@@ -277,7 +328,7 @@ def _oauth_error(response: httpx.Response) -> tuple[str, str]:
     return error, description
 
 
-def _json_object(response: httpx.Response, host: str, what: str) -> dict[str, Any]:
+def json_object(response: httpx.Response, host: str, what: str) -> dict[str, Any]:
     try:
         data = response.json()
     except ValueError:
@@ -287,7 +338,11 @@ def _json_object(response: httpx.Response, host: str, what: str) -> dict[str, An
     return data
 
 
-def _number(value: object) -> float | None:
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)

@@ -22,13 +22,14 @@ from .urls import host_of, normalize_url
 
 log = logging.getLogger(__name__)
 
-Method = Literal["api_key", "password", "client_credentials", "bearer"]
-METHODS: tuple[Method, ...] = ("api_key", "password", "client_credentials", "bearer")
+Method = Literal["api_key", "password", "client_credentials", "bearer", "browser"]
+METHODS: tuple[Method, ...] = ("api_key", "password", "client_credentials", "bearer", "browser")
 METHOD_LABELS: dict[str, str] = {
     "api_key": "API key",
     "password": "username & password",
     "client_credentials": "client credentials",
     "bearer": "bearer token",
+    "browser": "sign-in at the identity provider",
 }
 #: The secret a method needs to log in from scratch.
 PRIMARY_SECRET: dict[str, str] = {
@@ -36,6 +37,8 @@ PRIMARY_SECRET: dict[str, str] = {
     "password": "password",
     "client_credentials": "client_secret",
     "bearer": "bearer",
+    # signed in on the provider's own page: what is kept is the refresh token it gave
+    "browser": "refresh_token",
 }
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import cluster, oidc
+from . import cluster, device, oidc
 from .errors import (
     InvalidProfile,
     LoginExpired,
@@ -82,7 +82,10 @@ class AuthService:
         http: HttpSettings | None = None,
         directory: Path | None = None,
         admin_profiles: Mapping[Profile, Mapping[str, str]] | None = None,
+        device_prompt: device.DevicePrompt | None = device.show_device_code,
     ) -> None:
+        #: how a browser sign-in outside the broker shows its code (None: not here)
+        self.device_prompt = device_prompt
         self._directory = Path(directory) if directory else None
         self._profiles = profiles
         self._secrets = secrets
@@ -295,13 +298,18 @@ class AuthService:
         return True
 
     # -- login ----------------------------------------------------------------
-    def login(self, name: str) -> Identity:
-        """Log in with what is stored for ``name``; return who we are on the cluster."""
+    def login(self, name: str, *, device_prompt: device.DevicePrompt | None = None) -> Identity:
+        """Log in with what is stored for ``name``; return who we are on the cluster.
+
+        A ``browser`` profile with no kept refresh token signs in at the provider's
+        page (device grant): ``device_prompt`` (default: this service's) shows the
+        user the page and the code, then this call waits until the sign-in finishes.
+        """
         profile = self.get_profile(name)
         self.policy.check_url(profile.url)
         state = self._state(name)
         with state.lock:
-            token = self._fresh_login(profile, state)
+            token = self._fresh_login(profile, state, device_prompt or self.device_prompt)
             info = cluster.probe(
                 self.client,
                 profile.url,
@@ -439,7 +447,9 @@ class AuthService:
         }
 
     # -- internals: logins and refreshes --------------------------------------
-    def _fresh_login(self, profile: Profile, state: _LoginState) -> Token:
+    def _fresh_login(
+        self, profile: Profile, state: _LoginState, prompt: device.DevicePrompt | None = None
+    ) -> Token:
         if profile.method == "api_key":
             return Token(self._require(profile, "api_key"))
         if profile.method == "bearer":
@@ -455,6 +465,8 @@ class AuthService:
         self._discover(profile, state)
         if profile.method == "client_credentials":
             return self._client_credentials(profile, state)
+        if profile.method == "browser":
+            return self._browser(profile, state, prompt)
         password = self._secret(profile, "password")
         if password is None:
             refresh = self._secret(profile, "refresh_token")
@@ -509,11 +521,12 @@ class AuthService:
         prov = oidc.provider(self.client, info.href)
         self._check_provider(prov, host)
         state.provider = prov
-        grant = "password" if profile.method == "password" else "client_credentials"
-        oidc.require_grant(state.provider, grant, host)
+        if profile.method != "browser":
+            grant = "password" if profile.method == "password" else "client_credentials"
+            oidc.require_grant(state.provider, grant, host)
         state.client_id = profile.client_id or info.client_id
-        extra = ("offline_access",) if profile.method == "password" else ()
-        state.scope = oidc.merge_scopes(info.scopes, profile.scopes, *extra)
+        extra = {"password": ("offline_access",), "browser": ("openid", "offline_access")}
+        state.scope = oidc.merge_scopes(info.scopes, profile.scopes, *extra.get(profile.method, ()))
 
     def _provider(self, profile: Profile, state: _LoginState) -> oidc.Provider:
         """The provider to send a grant to, discovered if need be, allowed by the policy now."""
@@ -539,6 +552,36 @@ class AuthService:
         if grant.refresh_token or not profile.remember:
             # "remember" keeps the least that allows a silent re-login.
             self._del_secret(profile, "password")
+        return grant.access
+
+    def _browser(self, profile: Profile, state: _LoginState, prompt: device.DevicePrompt | None) -> Token:
+        """A kept refresh token if there is one, else a device sign-in when we can show
+        its code (in the broker there is no one to show it to: the panel's button does)."""
+        refresh = self._secret(profile, "refresh_token")
+        if refresh:
+            state.refresh_token = refresh
+            return self._refresh(profile, state)
+        host = host_of(profile.url)
+        if prompt is None:
+            raise LoginExpired(
+                f"Profile {profile.name!r} ({host}) needs a sign-in at its identity provider.",
+                host=host,
+                fix="Use the login panel's 'Sign in with …' button, or %weaviate_auth in a kernel.",
+            )
+        prov = self._provider(profile, state)
+        if not prov.offers_device_flow():
+            raise WrongMethod(
+                f"The identity provider of {host} ({host_of(prov.issuer)}) does not offer device sign-in.",
+                host=host,
+                fix="Sign in from the Jupyter login panel (it uses the browser redirect), or use another method.",
+            )
+        form = self._with_client({}, state)
+        code = device.start(self.client, prov, form, self.policy)
+        log.info("device sign-in for profile %s started at %s", profile.name, code.provider_host)
+        prompt(code)
+        grant = device.poll(self.client, prov, code, self._with_client({}, state))
+        self._check_provider(prov, host)  # the policy may have changed while the user signed in
+        self._keep_refresh(profile, state, grant.refresh_token)
         return grant.access
 
     def _client_credentials(self, profile: Profile, state: _LoginState) -> Token:
@@ -574,6 +617,8 @@ class AuthService:
             return False
         if profile.method == "client_credentials":
             return True
+        if profile.method == "browser":
+            return bool(state.refresh_token)
         return bool(state.refresh_token) or (
             profile.remember and self._secret(profile, "password") is not None
         )

@@ -345,17 +345,18 @@ class Interactions:
             if grant.expires_at <= now:
                 del self.devices[device_code]
                 raise OAuthError(400, "expired_token", "Device code expired")
+            # polls closer than the interval it was given get slow_down, whatever the
+            # user did meanwhile (the client then adds five seconds for good, RFC 8628 3.5)
+            too_soon = now - grant.last_poll < grant.interval
+            grant.last_poll = now
+            if too_soon:
+                raise OAuthError(400, "slow_down", "Polling too fast: wait longer between requests")
             if grant.status == "denied":
                 del self.devices[device_code]
                 raise OAuthError(400, "access_denied", "The user refused the sign-in")
             if grant.status == "approved":
                 del self.devices[device_code]
                 return grant
-            too_soon = now - grant.last_poll < grant.interval
-            grant.last_poll = now
-            if too_soon:
-                grant.interval += 5
-                raise OAuthError(400, "slow_down", "Polling too fast: wait longer between requests")
             raise OAuthError(400, "authorization_pending", "The user has not finished signing in")
 
     def stats(self) -> dict[str, Any]:

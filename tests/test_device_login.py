@@ -1,0 +1,211 @@
+"""Browser sign-in outside the broker: the device authorization grant, in-process,
+against the sandbox provider; a thread plays the user on the verification page."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.idp_browser import Browser
+from weaviate_auth_widget import device, oidc
+from weaviate_auth_widget.device import DeviceCode
+from weaviate_auth_widget.errors import LoginExpired, PolicyRefused, SignInFailed, WrongMethod
+from weaviate_auth_widget.policy import Policy
+from weaviate_auth_widget.profiles import METHOD_LABELS, Profile
+from weaviate_auth_widget.sandbox import IdPClient, IdPConfig, Sandbox, WeaviateConfig
+from weaviate_auth_widget.secrets import SecretStore
+from weaviate_auth_widget.service import AuthService
+
+QUERY = "{ Get { Article { title } } }"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_discovery() -> None:
+    oidc.discovery_cache.clear()
+
+
+@pytest.fixture(scope="module")
+def quick() -> Iterator[Sandbox]:
+    """The demo sandbox with a one-second polling interval (5 s is the RFC's default)."""
+    with Sandbox.demo() as running:
+        running.idp.config.interactive.device_interval = 1
+        yield running
+
+
+def make_service(tmp_path: Path, **kwargs: Any) -> AuthService:
+    return AuthService(directory=tmp_path, secrets=SecretStore("file", directory=tmp_path), **kwargs)
+
+
+class User:
+    """Plays the person: gets the code from the prompt, signs in on the page in a thread."""
+
+    def __init__(self, sb: Sandbox, *, action: str = "login", password: str | None = None) -> None:
+        self.sb, self.action = sb, action
+        self.password = password or sb.credentials.password
+        self.codes: list[DeviceCode] = []
+        self.pages: list[str] = []
+        self.thread: threading.Thread | None = None
+
+    def __call__(self, code: DeviceCode) -> None:
+        self.codes.append(code)
+        self.thread = threading.Thread(target=self._sign_in, args=(code,), daemon=True)
+        self.thread.start()
+
+    def _sign_in(self, code: DeviceCode) -> None:
+        browser = Browser()
+        entry = browser.open(code.verification_uri)  # types the code, as a person would
+        page = browser.submit(entry, "", user_code=code.user_code)
+        if self.action == "cancel":
+            self.pages.append(browser.submit(page, "cancel").text)
+        else:
+            self.pages.append(browser.login(page, self.sb.credentials.username, self.password).text)
+        browser.close()
+
+
+def browser_profile(sb: Sandbox, **changes: Any) -> Profile:
+    return Profile(name="sso", url=sb.weaviate_url, method="browser", **changes)
+
+
+def test_device_sign_in_end_to_end_keeps_the_refresh_token(quick: Sandbox, tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    service.save_profile(browser_profile(quick))
+    user = User(quick)
+    identity = service.login("sso", device_prompt=user)
+    assert user.thread is not None
+    user.thread.join(5)
+    assert "Device connected" in user.pages[0]
+    code = user.codes[0]
+    assert code.verification_uri == quick.idp_url + "/device" and code.device_code not in repr(code)
+    assert identity.username == quick.credentials.username and identity.refreshes
+    with service.session("sso") as session:
+        assert session.graphql(QUERY)["data"]["Get"]["Article"]
+    assert service.kept_secrets(service.get_profile("sso")) == ["refresh_token"]
+    assert METHOD_LABELS["browser"] == "sign-in at the identity provider"
+    # another process on the same store signs in silently with the kept refresh token
+    later = make_service(tmp_path, device_prompt=None)
+    assert later.login("sso").username == quick.credentials.username
+    for stored in tmp_path.rglob("*"):  # no password was ever typed here: none kept
+        assert not stored.is_file() or quick.credentials.password.encode() not in stored.read_bytes()
+    service.close()
+    later.close()
+
+
+def test_not_remembered_sign_in_stays_in_memory(quick: Sandbox, tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    service.save_profile(browser_profile(quick, remember=False))
+    service.login("sso", device_prompt=User(quick))
+    assert service.token("sso").value
+    other = make_service(tmp_path, device_prompt=None)
+    assert other.kept_secrets(other.get_profile("sso")) == []
+    with pytest.raises(LoginExpired, match="needs a sign-in at its identity provider"):
+        other.login("sso")
+    service.close()
+    other.close()
+
+
+def test_refused_on_the_page_keeps_nothing(quick: Sandbox, tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    service.save_profile(browser_profile(quick))
+    with pytest.raises(SignInFailed, match="refused or cancelled") as err:
+        service.login("sso", device_prompt=User(quick, action="cancel"))
+    assert "127.0.0.1" in str(err.value)
+    assert service.kept_secrets(service.get_profile("sso")) == []
+    assert service.identity("sso") is None
+    service.close()
+
+
+def test_polling_slows_down_when_asked(quick: Sandbox, tmp_path: Path) -> None:
+    """A client that polls faster than the provider wants gets slow_down and adds 5 s."""
+    client = httpx.Client(timeout=5)
+    prov = oidc.provider(client, quick.idp_url + "/.well-known/openid-configuration")
+    form = {"client_id": "weaviate", "scope": "openid offline_access"}
+    quick.idp.config.interactive.device_interval = 3  # the provider wants 3 s; we try 1 s
+    try:
+        code = device.start(client, prov, form, Policy())
+        hasty = dataclasses.replace(code, interval=1.0)
+        quick.reset_stats()
+        done = threading.Event()
+        answers: list[str] = []
+
+        def user() -> None:
+            # sign in once the client has been told to slow down (second poll)
+            while quick.idp.token_calls.get(oidc.DEVICE_GRANT, 0) < 2 and not done.is_set():
+                done.wait(0.1)
+            browser = Browser()
+            page = browser.open(code.link)
+            browser.login(page, quick.credentials.username, quick.credentials.password)
+            browser.close()
+
+        thread = threading.Thread(target=user, daemon=True)
+        thread.start()
+        real_post = oidc.post_token
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            response, sent_at = real_post(*args, **kwargs)
+            answers.append((oidc.oauth_error(response) or ("tokens",))[0])
+            return response, sent_at
+
+        oidc.post_token = counting  # type: ignore[assignment]
+        try:
+            grant = device.poll(client, prov, hasty, form)
+        finally:
+            oidc.post_token = real_post  # type: ignore[assignment]
+            done.set()
+        assert grant.refresh_token
+        # the second poll came 1 s after the first (< 3 s): slow_down; the client then
+        # waits 1 + 5 s, so the provider has no reason to say it again
+        assert answers == ["authorization_pending", "slow_down", "tokens"]
+    finally:
+        quick.idp.config.interactive.device_interval = 1
+        client.close()
+
+
+def test_code_expiry_and_missing_device_grant(sandbox_factory: Any, tmp_path: Path) -> None:
+    sb = sandbox_factory(
+        IdPConfig(clients={"c": IdPClient()}),
+        WeaviateConfig(oidc_enabled=True, oidc_client_id="c"),
+    )
+    sb.idp.config.interactive.device_code_lifetime = 2
+    sb.idp.config.interactive.device_interval = 1
+    service = make_service(tmp_path)
+    service.save_profile(browser_profile(sb))
+    seen: list[DeviceCode] = []
+    with pytest.raises(LoginExpired, match="expired before the sign-in finished"):
+        service.login("sso", device_prompt=seen.append)
+    assert len(seen) == 1
+    sb.idp.config.advertise_browser_flows = False
+    oidc.discovery_cache.clear()
+    other = make_service(tmp_path / "b")
+    other.save_profile(browser_profile(sb))
+    with pytest.raises(WrongMethod, match="does not offer device sign-in"):
+        other.login("sso", device_prompt=seen.append)
+    assert len(seen) == 1
+    service.close()
+    other.close()
+
+
+def test_policy_is_checked_before_the_user_is_sent_anywhere(quick: Sandbox, tmp_path: Path) -> None:
+    service = make_service(tmp_path, policy=Policy(allowed_issuers=("https://login.example.com",)))
+    service.save_profile(browser_profile(quick))
+    seen: list[DeviceCode] = []
+    with pytest.raises(PolicyRefused, match="does not allow logins through the identity provider"):
+        service.login("sso", device_prompt=seen.append)
+    assert seen == []
+    service.close()
+
+
+def test_default_prompt_prints_in_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    code = DeviceCode(
+        "BCDF-GHJK", "https://idp.example/device", None, time.time() + 600, 5, "idp.example", "dc"
+    )
+    device.show_device_code(code)
+    err = capsys.readouterr().err
+    assert "https://idp.example/device" in err and "BCDF-GHJK" in err and "dc" not in err.split("code")[0]
