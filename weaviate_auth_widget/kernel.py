@@ -502,6 +502,19 @@ class BrokerClient:
         """Log in with what the broker stores for ``name``; identity only, never a secret."""
         return _identity_from_json(self._json_object(self._request("POST", _profile_path(name, "login"))))
 
+    def start_sign_in(self, name: str, origin: str | None = None) -> dict[str, Any]:
+        """Start a browser sign-in of ``name`` at its identity provider: the broker keeps
+        state, nonce and PKCE verifier and answers the authorize URL to open, and an id
+        to ask :meth:`sign_in_status` about. ``origin``: the page's location.origin."""
+        body = {"origin": origin} if origin else None
+        return self._json_object(self._request("POST", _profile_path(name, "sign-in"), body=body))
+
+    def sign_in_status(self, sign_in_id: str) -> dict[str, Any]:
+        """``pending``, ``done`` (with the identity) or ``failed`` (with the error)."""
+        if not sign_in_id.replace("-", "").replace("_", "").isalnum() or len(sign_in_id) > 64:
+            raise ValueError("not a sign-in id")
+        return self._json_object(self._request("GET", f"sign-in/{sign_in_id}"))
+
     def identity(self, name: str) -> Identity | None:
         """The identity of the current login of ``name``, None when not logged in."""
         try:

@@ -38,6 +38,7 @@ from .transport import HttpSettings
 from .urls import host_of
 
 if TYPE_CHECKING:
+    from .code_flow import BrowserClient
     from .secrets import SecretStore
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class _LoginState:
     refresh_token: str | None = field(default=None, repr=False)
     provider: oidc.Provider | None = None
     client_id: str | None = None
+    #: a confidential client's secret (browser sign-ins the administrator configured)
+    client_secret: str | None = field(default=None, repr=False)
     scope: str = ""
     identity: Identity | None = None
 
@@ -86,6 +89,8 @@ class AuthService:
     ) -> None:
         #: how a browser sign-in outside the broker shows its code (None: not here)
         self.device_prompt = device_prompt
+        #: the administrator's client for browser sign-ins (the broker sets it)
+        self.browser_client: BrowserClient | None = None
         self._directory = Path(directory) if directory else None
         self._profiles = profiles
         self._secrets = secrets
@@ -179,6 +184,8 @@ class AuthService:
             return cached
         generation = self._secret_generation
         values = {v for _, v in self._volatile.values()} | set(self._admin_secrets.values())
+        if self.browser_client is not None and self.browser_client.client_secret:
+            values.add(self.browser_client.client_secret)
         for profile in self.list_profiles():
             values.update(v for v in self._all_secrets(profile).values() if v)
         for state in list(self._states.values()):
@@ -526,7 +533,13 @@ class AuthService:
             oidc.require_grant(state.provider, grant, host)
         state.client_id = profile.client_id or info.client_id
         extra = {"password": ("offline_access",), "browser": ("openid", "offline_access")}
-        state.scope = oidc.merge_scopes(info.scopes, profile.scopes, *extra.get(profile.method, ()))
+        scopes = [*extra.get(profile.method, ())]
+        admin = self.browser_client if profile.method == "browser" else None
+        if admin is not None:
+            state.client_id = admin.client_id or state.client_id
+            state.client_secret = admin.client_secret
+            scopes.extend(admin.extra_scopes)
+        state.scope = oidc.merge_scopes(info.scopes, profile.scopes, *scopes)
 
     def _provider(self, profile: Profile, state: _LoginState) -> oidc.Provider:
         """The provider to send a grant to, discovered if need be, allowed by the policy now."""
@@ -584,6 +597,58 @@ class AuthService:
         self._keep_refresh(profile, state, grant.refresh_token)
         return grant.access
 
+    def browser_plan(self, name: str) -> tuple[Profile, oidc.Provider, str | None, str]:
+        """For a browser sign-in of ``name`` (the broker's code flow): the profile, its
+        provider (discovered, allowed by the policy), client id and scopes."""
+        profile = self.get_profile(name)
+        host = host_of(profile.url)
+        if profile.method != "browser":
+            raise WrongMethod(
+                f"Profile {name!r} ({host}) does not sign in at the identity provider "
+                f"(its method is {METHOD_LABELS[profile.method]}).",
+                host=host,
+                fix="Save it with the method 'browser' first.",
+            )
+        self.policy.check_url(profile.url)
+        plan = _LoginState()
+        self._discover(profile, plan)
+        assert plan.provider is not None
+        return profile, plan.provider, plan.client_id, plan.scope
+
+    def finish_browser_sign_in(
+        self,
+        profile: Profile,
+        grant: oidc.Grant,
+        prov: oidc.Provider,
+        client_id: str,
+        scope: str,
+        client_secret: str | None,
+    ) -> Identity:
+        """A finished code flow: keep its refresh token (remember rules), ask the cluster
+        who we are, and serve tokens from now on. The policy is asked again: it may
+        have changed while the user was on the provider's page."""
+        host = host_of(profile.url)
+        self.policy.check_url(profile.url)
+        self._check_provider(prov, host)
+        state = self._state(profile.name)
+        with state.lock:
+            state.provider, state.client_id, state.scope = prov, client_id, scope
+            state.client_secret = client_secret
+            info = cluster.probe(
+                self.client,
+                profile.url,
+                grant.access.value,
+                method=profile.method,
+                headers=self._cluster_headers(profile),
+            )
+            self._keep_refresh(profile, state, grant.refresh_token)
+            state.access, state.url = grant.access, profile.url
+            state.identity = self._identity(profile, state, info)
+            self._invalidate_secrets()
+        self._logged_out.discard(profile.name)
+        log.info("signed in profile %s to %s at its identity provider", profile.name, host)
+        return state.identity
+
     def _client_credentials(self, profile: Profile, state: _LoginState) -> Token:
         prov = self._provider(profile, state)
         form = {"grant_type": "client_credentials", "client_secret": self._require(profile, "client_secret")}
@@ -601,6 +666,8 @@ class AuthService:
     def _with_client(self, form: dict[str, str], state: _LoginState) -> dict[str, str]:
         if state.client_id:
             form["client_id"] = state.client_id
+        if state.client_secret:
+            form["client_secret"] = state.client_secret
         if state.scope:
             form["scope"] = state.scope
         return form

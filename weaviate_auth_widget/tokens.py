@@ -66,7 +66,7 @@ class Token:
         raise TypeError("Token objects are not picklable: they hold a credential.")
 
 
-def _jwt_claims(value: str) -> dict[str, object]:
+def jwt_claims(value: str) -> dict[str, object]:
     """A JWT's claims read *without* verifying it: only to know when to refresh."""
     parts = value.split(".")
     if len(parts) != 3:
@@ -86,12 +86,12 @@ def _number_claim(claims: dict[str, object], name: str) -> float | None:
 
 def jwt_expiry(value: str) -> float | None:
     """``exp`` of a JWT: an instant on the *issuer's* clock, not necessarily ours."""
-    return _number_claim(_jwt_claims(value), "exp")
+    return _number_claim(jwt_claims(value), "exp")
 
 
 def jwt_lifetime(value: str) -> float | None:
     """``exp - iat`` of a JWT: how long it lives, whoever's clock is right."""
-    claims = _jwt_claims(value)
+    claims = jwt_claims(value)
     exp, iat = _number_claim(claims, "exp"), _number_claim(claims, "iat")
     return None if exp is None or iat is None else exp - iat
 
@@ -100,7 +100,7 @@ def bearer_expiry(value: str, now: float) -> float | None:
     """When a pasted JWT stops working, on our clock. Its ``exp`` is on the issuer's
     clock; a token issued "in our future" (``iat > now``: our clock is behind) lives
     ``exp - iat`` from now, not until ``exp`` read on our slow clock."""
-    claims = _jwt_claims(value)
+    claims = jwt_claims(value)
     exp, iat = _number_claim(claims, "exp"), _number_claim(claims, "iat")
     if exp is None:
         return None

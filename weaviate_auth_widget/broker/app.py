@@ -23,6 +23,8 @@ service_class              -                                   AuthService
 save_guard                 -                                   true
 worker_threads             -                                   16
 =========================  ==================================  ==============================
+
+Browser sign-in settings (``browser_client_id`` ...): see :mod:`.browser_settings`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from jupyter_server.utils import url_path_join
 from traitlets import Bool, Dict, Int, List, Type, Unicode, default, observe, validate
 
 from .. import __version__
+from ..code_flow import CodeFlow
 from ..errors import StoreUnavailable
 from ..paths import store_dir as default_store_dir
 from ..policy import Policy
@@ -48,9 +51,11 @@ from . import handlers
 from .admin import AdminProfileError, load_admin_profiles_file, resolve_admin_profiles
 from .audit import AuditLog
 from .auth import hub_owner, local_user, new_broker_token
+from .browser_settings import BrowserSignInSettings
 from .connection import ConnectionFile, connection_path, server_broker_url
 from .handlers import SETTINGS_KEY, Broker, _KernelAuthorizer
 from .save_guard import SaveGuard
+from .sign_in import sign_in_handlers
 from .upload_guard import guard_chunked_uploads
 
 ENV_DEFAULT_URL = "WEAVIATE_AUTH_DEFAULT_URL"
@@ -78,7 +83,7 @@ def _env_list(name: str) -> list[str]:
     return [p.strip() for p in (_env(name) or "").split(",") if p.strip()]
 
 
-class WeaviateAuthApp(ExtensionApp):
+class WeaviateAuthApp(BrowserSignInSettings, ExtensionApp):
     """Keeps Weaviate credentials in the Jupyter server; kernels get short-lived tokens."""
 
     name = "weaviate_auth"
@@ -310,6 +315,8 @@ class WeaviateAuthApp(ExtensionApp):
             policy=policy, secrets=secrets, admin_profiles=admin, directory=directory
         )
         service.mode = "broker"
+        service.device_prompt = None  # no one to show a device code to: the panel's button signs in
+        service.browser_client = self.browser_client()
         return service
 
     def _openapi(self) -> bytes:
@@ -343,6 +350,8 @@ class WeaviateAuthApp(ExtensionApp):
             kernel_authorizer=_KernelAuthorizer(
                 parent=serverapp, identity_provider=serverapp.identity_provider
             ),
+            sign_ins=CodeFlow(service, service.browser_client),
+            sign_in_redirect_uri=self.browser_redirect_uri or None,
         )
         self.settings[SETTINGS_KEY] = self.broker
         if self.save_guard:
@@ -379,6 +388,7 @@ class WeaviateAuthApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers.default_handlers)
+        self.handlers.extend(sign_in_handlers)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Called by the server once it listens."""

@@ -32,6 +32,7 @@ from tornado import web
 from ..errors import ProfileNotFound, RequestTooLarge, WeaviateAuthError
 from . import BROKER_HEADER, KERNEL_HEADER, MAX_BODY_BYTES
 from .auth import broker_token_matches, check_owner
+from .callback_url import redirect_uri
 from .proof import broker_proof
 from .requests import (
     check_content_type,
@@ -44,6 +45,7 @@ from .requests import (
 )
 
 if TYPE_CHECKING:
+    from ..code_flow import CodeFlow
     from ..profiles import Profile
     from ..service import AuthService
     from .audit import AuditLog
@@ -103,6 +105,9 @@ class Broker:
     audit: AuditLog | None = None
     guard: SaveGuard | None = None
     kernel_authorizer: Authorizer = field(default_factory=_KernelAuthorizer)
+    #: browser sign-ins in progress, and the callback URL the administrator registered
+    sign_ins: CodeFlow | None = field(default=None, repr=False)
+    sign_in_redirect_uri: str | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on a worker thread; then refresh the save guard's secret set
@@ -310,7 +315,14 @@ class StatusHandler(BrokerHandler):
     @authorized
     async def get(self) -> None:
         status = self.service.status()
-        self.reply({**status, "user": self.user_name, "owner": self.broker.owner})
+        self.reply(
+            {
+                **status,
+                "user": self.user_name,
+                "owner": self.broker.owner,
+                "sign_in_redirect_uri": redirect_uri(self),
+            }
+        )
 
 
 class ProofHandler(BrokerHandler):
