@@ -12,7 +12,7 @@ from ipywidgets.widgets.widget import _instances
 
 from weaviate_auth_widget import oidc
 from weaviate_auth_widget.policy import Policy
-from weaviate_auth_widget.profiles import Profile
+from weaviate_auth_widget.profiles import Profile, default_name
 from weaviate_auth_widget.sandbox import Sandbox
 from weaviate_auth_widget.secrets import SecretStore
 from weaviate_auth_widget.service import AuthService
@@ -104,6 +104,8 @@ def test_errors_name_cause_and_fix_and_leave_no_session(
     panel.password.value = "p"
     assert panel.connect() is None
     assert "does not accept username &amp; password" in panel.status.value and "API key" in panel.status.value
+    assert panel.profiles.value == default_name(keys_only.url)  # the profile that exists now
+    panel.profiles.value = NEW_PROFILE
     panel.url.value = "not a url at all"
     panel.method.value = "api_key"
     panel.api_key.value = "k"
