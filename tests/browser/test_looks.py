@@ -58,7 +58,9 @@ def test_themes_accessibility_and_screenshots(
     shot = notebook.cell(1).locator(".jp-OutputArea-output").first
     problems: dict[str, list[str]] = {}
     # positive control: axe does see a problem inside the panel (an unlabelled field)
-    panel.root.evaluate("r => { const i = document.createElement('input'); i.id = 'waw-control'; r.append(i); }")
+    panel.root.evaluate(
+        "r => { const i = document.createElement('input'); i.id = 'waw-control'; r.append(i); }"
+    )
     assert any(v.startswith("label ") for v in axe_violations(notebook, panel))
     panel.root.evaluate("r => r.querySelector('#waw-control').remove()")
     for theme in THEMES:
