@@ -703,6 +703,8 @@ class Hub:
             # each user's server runs as that Unix user, from the venv they can execute
             c.JupyterHub.spawner_class = "localprocess"
             c.Spawner.cmd = [{self.venv.singleuser!r}]
+            # the browser test (test_hub_panel.py) asks Lab whether the kernel is ready
+            c.Spawner.args = ["--LabApp.expose_app_in_browser=True"]
             c.Spawner.ip = "127.0.0.1"
             c.Spawner.start_timeout = {int(SPAWN_TIMEOUT)}
             c.Spawner.http_timeout = {int(SPAWN_TIMEOUT)}
