@@ -519,6 +519,20 @@ class BrokerClient:
             raise ValueError("not a sign-in id")
         return self._json_object(self._request("GET", f"sign-in/{sign_in_id}"))
 
+    def sign_in_result(self, sign_in_id: str) -> Identity | None:
+        """None while the sign-in is pending, the identity once done; a failed one raises
+        its typed error (``sign_in_failed`` ...)."""
+        outcome = self.sign_in_status(sign_in_id)
+        if outcome.get("status") == "done" and isinstance(outcome.get("identity"), dict):
+            return _identity_from_json(outcome["identity"])
+        if outcome.get("status") == "pending":
+            return None
+        found = outcome.get("error")
+        error: dict[str, Any] = found if isinstance(found, dict) else {}
+        raise from_code(
+            str(error.get("code") or "sign_in_failed"), str(error.get("message") or "The sign-in failed.")
+        )
+
     def identity(self, name: str) -> Identity | None:
         """The identity of the current login of ``name``, None when not logged in."""
         try:

@@ -39,6 +39,8 @@ class LoginForm(anywidget.AnyWidget):  # type: ignore[misc]
     #: {"api_path", "nonce", "proof"}: lets the view check that the page's server is the
     #: kernel's broker (the proof is an HMAC of a fresh nonce: it reveals no token)
     broker = t.Dict().tag(sync=True)
+    #: {"label", "provider"} when the cluster offers a browser sign-in (broker mode), else {}
+    sign_in = t.Dict().tag(sync=True)
 
     def __init__(self, on_message: Handler, **kwargs: Any) -> None:
         super().__init__(**kwargs)

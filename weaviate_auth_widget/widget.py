@@ -31,6 +31,7 @@ from .profiles import (
 )
 from .urls import host_of
 from .widget_cards import CSS, card, error_card, identity_card
+from .widget_sign_in import BrowserSignIn
 
 if TYPE_CHECKING:
     from .identity import Identity
@@ -163,6 +164,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         ]
         #: the browser request a pending confirmation / broker login answers
         self._request: str | None = None
+        self.browser_sign_in = BrowserSignIn(self)
         self.remember = w.Checkbox(
             value=True, description="Remember on this host", indent=False, layout=_aligned()
         )
@@ -215,6 +217,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self.profiles.observe(self._on_profile, "value")
         self.method.observe(lambda _: self._show_fields(), "value")
         self.url.observe(lambda _: self._show_hints(), "value")
+        self.url.observe(lambda change: self.browser_sign_in.url_changed(change["new"]), "value")
         self.advanced.observe(self._on_advanced, "value")
         self.logout_button.on_click(lambda _: self.logout())
         self.forget_button.on_click(lambda _: self.forget())
@@ -224,6 +227,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self._placeholders = {f: f.placeholder for f in (self.api_key, self.password, self.client_secret)}
         self.refresh_profiles(select=profile)
         self._show_fields()
+        self.browser_sign_in.url_changed(self.url.value)
         if profile and profile not in self._views:
             self._offer_to_create(profile)
         watch = getattr(backend, "watch", None)
@@ -288,6 +292,10 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         elif event == "posted" and request == self._request:
             self._request = None
             self._posted(content)
+        elif event == "sign_in":
+            self.browser_sign_in.start(request, content.get("origin"))
+        elif event == "signed_in":
+            self.browser_sign_in.ended(content.get("sign_in"))
 
     def _fill_from(self, secrets: Any) -> None:
         """The fallback route's one message: into the (never synced) fields, once."""

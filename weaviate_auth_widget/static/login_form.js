@@ -10,6 +10,8 @@
 
 const CHECK_TIMEOUT_MS = 5000;
 const LOGIN_TIMEOUT_MS = 90000;
+const SIGN_IN_POLL_MS = 300;
+const SIGN_IN_TIMEOUT_MS = 600000;
 
 /** The page's Jupyter base URL: Lab / Notebook 7 put it on <body>, others in PageConfig. */
 function pageBaseUrl() {
@@ -86,7 +88,12 @@ function render({ model, el }) {
   const actions = element("div", "waw-form-actions");
   const button = element("button", "waw-connect jupyter-button widget-button mod-primary");
   button.type = "button";
-  actions.append(button);
+  // "Sign in with <provider>": the provider's own page in a popup; the broker receives
+  // the redirect and keeps the result; this page only learns that the sign-in ended
+  const signIn = element("button", "waw-sign-in jupyter-button widget-button");
+  signIn.type = "button";
+  signIn.style.display = "none";
+  actions.append(button, signIn);
   const notice = element("div", "waw-form-notice");
   notice.id = uid + "-notice";
   el.append(rows, modules, actions, notice);
@@ -150,6 +157,49 @@ function render({ model, el }) {
   function renderButton() {
     button.textContent = model.get("label");
     button.disabled = Boolean(model.get("disabled"));
+    const offer = model.get("sign_in") || {};
+    signIn.textContent = offer.label || "";
+    signIn.style.display = offer.label && route === "broker" ? "" : "none";
+    signIn.disabled = button.disabled;
+  }
+
+  let popup = null;
+  let signInRequest = null;
+
+  function startSignIn() {
+    if (signIn.disabled || route !== "broker") return;
+    // opened in the click itself, or the browser blocks it; pointed at the provider later
+    popup = window.open("", "waw-sign-in", "popup,width=520,height=680");
+    signInRequest = newId();
+    model.send({ event: "sign_in", id: signInRequest, origin: window.location.origin });
+  }
+
+  async function followSignIn(msg) {
+    if (popup && !popup.closed) popup.location.href = msg.url;
+    else popup = window.open(msg.url, "waw-sign-in", "popup,width=520,height=680");
+    const statusUrl = new URL("sign-in/" + encodeURIComponent(msg.sign_in), apiBase());
+    const until = Date.now() + SIGN_IN_TIMEOUT_MS;
+    let closedPolls = 0;
+    while (Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, SIGN_IN_POLL_MS));
+      let state = "pending";
+      try {
+        const response = await fetch(statusUrl, {
+          credentials: "same-origin",
+          headers: { "X-XSRFToken": xsrfToken() },
+          signal: deadline(CHECK_TIMEOUT_MS),
+        });
+        state = response.ok ? (await response.json()).status : "failed";
+      } catch (_) {
+        state = "pending"; // a hiccup: ask again
+      }
+      if (state !== "pending") break;
+      // the window closed without an answer: give the callback a moment, then stop
+      if (popup && popup.closed && ++closedPolls > 6) break;
+    }
+    if (popup && !popup.closed) popup.close();
+    popup = null;
+    model.send({ event: "signed_in", id: msg.id, sign_in: msg.sign_in });
   }
 
   function renderNotice() {
@@ -180,6 +230,7 @@ function render({ model, el }) {
     checked = brokerReachable(model.get("broker")).then((ok) => {
       route = ok ? "broker" : "kernel";
       renderNotice();
+      renderButton();
     });
   }
 
@@ -241,6 +292,12 @@ function render({ model, el }) {
   }
 
   function onMessage(msg) {
+    if (msg && msg.id === signInRequest) {
+      signInRequest = null;
+      if (msg.event === "open") followSignIn(msg);
+      else if (popup && !popup.closed) popup.close();
+      return;
+    }
     if (!msg || msg.id !== pending) return; // another view's request
     if (msg.event === "post") {
       pending = null;
@@ -252,11 +309,13 @@ function render({ model, el }) {
   }
 
   button.addEventListener("click", () => submit());
+  signIn.addEventListener("click", () => startSignIn());
   const listeners = [
     ["change:fields", renderFields],
     ["change:module_keys", renderFields],
     ["change:label", renderButton],
     ["change:disabled", renderButton],
+    ["change:sign_in", renderButton],
     ["change:broker", check],
     ["msg:custom", onMessage],
   ];
