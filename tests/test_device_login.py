@@ -209,3 +209,26 @@ def test_default_prompt_prints_in_a_terminal(capsys: pytest.CaptureFixture[str])
     device.show_device_code(code)
     err = capsys.readouterr().err
     assert "https://idp.example/device" in err and "BCDF-GHJK" in err and "dc" not in err.split("code")[0]
+
+
+def test_terminal_login_creates_a_browser_profile_and_signs_in(quick: Sandbox, tmp_path: Path) -> None:
+    from weaviate_auth_widget.terminal_login import TerminalLogin
+
+    user = User(quick)
+    service = make_service(tmp_path, device_prompt=user)
+    answers = iter([quick.weaviate_url, "term-sso", "4", "y"])
+    asked: list[str] = []
+
+    def ask(question: str) -> str:
+        asked.append(question)
+        return next(answers)
+
+    def no_secret(question: str) -> str:
+        raise AssertionError(f"a browser sign-in asked for a secret: {question}")
+
+    identity, session = TerminalLogin(service, ask=ask, ask_secret=no_secret, say=lambda _: None).run()
+    assert "4) sign-in at the identity provider" in asked[2]
+    assert identity.username == quick.credentials.username and identity.method == "browser"
+    assert session.meta()["version"]
+    session.close()
+    service.close()

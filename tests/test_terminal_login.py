@@ -73,7 +73,11 @@ def test_the_magic_asks_in_a_terminal_and_the_secret_stays_out_of_sight(sandbox:
         for question, answer in (
             ("Profile or cluster URL: ", sandbox.weaviate_url),
             (r"Profile name \[127.0.0.1\]: ", "sbx"),
-            (r"Sign in with: 1\) API key  2\) username & password  3\) client credentials \[1\]: ", "1"),
+            (
+                r"Sign in with: 1\) API key  2\) username & password  3\) client credentials  "
+                r"4\) sign-in at the identity provider \[1\]: ",
+                "1",
+            ),
             (r"Remember on this host\? \[Y/n\]: ", ""),
             (r"API key \(hidden\): ", creds.admin_api_key),
         ):

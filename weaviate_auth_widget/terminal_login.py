@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .session import WeaviateSession
 
 #: methods offered, in the panel's order
-METHOD_CHOICES = ("api_key", "password", "client_credentials")
+METHOD_CHOICES = ("api_key", "password", "client_credentials", "browser")
 _SECRET_LABELS = {"api_key": "API key", "password": "Password", "client_secret": "Client secret"}
 _TRIES = 3
 
@@ -85,8 +85,8 @@ class TerminalLogin:
             identity: Identity = self.backend.login(name)
             return identity
         except (MissingSecret, LoginExpired) as exc:
-            if view.get("read_only"):
-                raise
+            if view.get("read_only") or view.get("method") == "browser":
+                raise  # a browser sign-in has no secret to ask for: its login was the sign-in
             self._say(f"{exc.reason}")
         profile = profile_from_view(view)
         kind = PRIMARY_SECRET[profile.method]
@@ -117,6 +117,9 @@ class TerminalLogin:
             client_id=client_id,
             remember=remember,
         )
+        if method == "browser":  # signed in at the provider's page (device code) on login
+            self.backend.save_profile(profile, {})
+            return name
         kind = PRIMARY_SECRET[method]
         self.backend.save_profile(profile, {kind: self._secret(kind)})
         return name
@@ -125,12 +128,12 @@ class TerminalLogin:
         options = "  ".join(f"{i}) {METHOD_LABELS[m]}" for i, m in enumerate(METHOD_CHOICES, 1))
         for _ in range(_TRIES):
             answer = self._line(f"Sign in with: {options}", "1").lower()
-            if answer in ("1", "2", "3"):
+            if answer.isdigit() and 1 <= int(answer) <= len(METHOD_CHOICES):
                 return METHOD_CHOICES[int(answer) - 1]
             for method in METHOD_CHOICES:
                 if answer in (method, METHOD_LABELS[method].lower()):
                     return method
-        raise InvalidProfile("No login method was chosen.", fix="Answer 1, 2 or 3.")
+        raise InvalidProfile("No login method was chosen.", fix=f"Answer 1 to {len(METHOD_CHOICES)}.")
 
     def _secret(self, kind: str) -> str:
         for _ in range(_TRIES):
