@@ -1,0 +1,91 @@
+"""``weaviate-auth curl``: curl with a profile's credentials, none of them in argv.
+
+The Authorization header (and module-key headers) go to curl in a config file read from
+an anonymous pipe (``curl --config /dev/fd/N``), so no secret shows in ``ps``,
+``/proc/<pid>/cmdline``, the shell history or the environment; the user's own stdin stays
+free for ``-d @-``. :func:`shell_command` is the line ``session.curl(path)`` returns.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+
+from .errors import InvalidProfile, WeaviateAuthError
+
+PROGRAM = "weaviate-auth"
+
+
+class CurlMissing(WeaviateAuthError):
+    code = "curl_missing"
+
+    def __init__(self) -> None:
+        super().__init__("curl is not installed (not found on PATH).", fix="Install curl, then try again.")
+
+
+def cluster_url(base: str, path: str) -> str:
+    """The profile's cluster URL + ``path``; ``path`` must start with ``/`` so the
+    request (and its credentials) can only go to that cluster."""
+    if not path.startswith("/") or any(c in path for c in "\r\n\t "):
+        raise InvalidProfile(
+            f"The path {path[:80]!r} is not a path on the cluster.",
+            fix="Give a path starting with '/', e.g. /v1/meta (the cluster URL comes from the profile).",
+        )
+    return base.rstrip("/") + path
+
+
+def _quoted(value: str) -> str:
+    """A value in curl's config syntax (double quotes, backslash escapes)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t") + '"'
+
+
+def curl_config(url: str, token: str, headers: Mapping[str, str]) -> bytes:
+    """The config curl reads: the URL and the headers carrying secrets."""
+    lines = [f"url = {_quoted(url)}", f"header = {_quoted('Authorization: Bearer ' + token)}"]
+    lines += [f"header = {_quoted(f'{name}: {value}')}" for name, value in headers.items()]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def run_curl(config: bytes, options: Sequence[str], *, curl: str = "curl") -> int:
+    """Run curl with ``config`` on a pipe and ``options`` as they are; curl's exit code."""
+    program = shutil.which(curl)
+    if program is None:
+        raise CurlMissing()
+    read_fd, write_fd = os.pipe()
+    # the config is written by a thread: a long token list cannot fill the pipe and block
+    writer = threading.Thread(target=_write_all, args=(write_fd, config), daemon=True)
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - curl from PATH, the user's own options
+            [program, "--config", f"/dev/fd/{read_fd}", *options], pass_fds=(read_fd,)
+        )
+    finally:
+        os.close(read_fd)
+    writer.start()
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.wait()
+        return 130
+    finally:
+        writer.join(5)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(data)
+    except BrokenPipeError:  # curl exited before reading it (e.g. bad options)
+        pass
+
+
+def shell_command(profile: str, path: str, *options: str) -> str:
+    """The ``weaviate-auth curl PROFILE PATH ...`` line for a shell: names, no secret."""
+    return shlex.join([PROGRAM, "curl", profile, path, *options])
+
+
+__all__ = ["CurlMissing", "cluster_url", "curl_config", "run_curl", "shell_command"]
