@@ -13,7 +13,11 @@ import pytest
 from weaviate_auth_widget.profiles import Profile
 
 from .conftest import Reply
-from .test_audit import audit_path, broker_config  # noqa: F401  (fixtures: an audit log on)
+
+
+@pytest.fixture
+def broker_config(audit_path: Path) -> dict[str, Any]:
+    return {"audit_log": str(audit_path)}
 
 
 def stored_key(broker: Any, name: str) -> str:
