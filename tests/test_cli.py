@@ -289,3 +289,86 @@ def test_through_the_broker_of_a_real_jupyter_server(sandbox: Any, tmp_path: Pat
     assert done.returncode == 1 and "broker" in done.stderr
     listed = json.loads(term.run("list", "--json").stdout)
     assert listed["mode"] == "in-process" and [p["name"] for p in listed["profiles"]] == ["lab"]
+
+
+def _key_works(sandbox: Any, key: str) -> int:
+    import httpx
+
+    response = httpx.get(
+        sandbox.weaviate_url + "/v1/users/own-info", headers={"Authorization": f"Bearer {key}"}
+    )
+    return response.status_code
+
+
+def _keys_round_trip(term: Terminal, sandbox: Any) -> list[str]:
+    """Every ``keys`` action on user ``alice``; returns the keys she had (to scan for)."""
+    creds = sandbox.credentials
+    for name, key in (("admin", creds.admin_api_key), ("viewer", creds.readonly_api_key)):
+        done = term.run("login", name, "--url", sandbox.weaviate_url, "--stdin", input=key + "\n")
+        assert done.returncode == 0, done.stderr
+    roles = term.run("keys", "roles", "admin", "--json")
+    assert "viewer" in json.loads(roles.stdout), roles.stderr
+
+    done = term.run("keys", "create", "admin", "alice", "--as", "alice", "--role", "viewer")
+    assert done.returncode == 0, done.stderr
+    copied = term.run("keys", "copy", "alice", scan=False)  # stdout is a pipe here
+    assert copied.returncode == 0 and copied.stderr == ""
+    first = copied.stdout
+    term.secrets.append(first)
+    assert _key_works(sandbox, first) == 200
+    assert json.loads(term.run("whoami", "alice", "--json").stdout)["username"] == "alice"
+    users = {u["user_id"]: u for u in json.loads(term.run("keys", "list", "admin", "--json").stdout)}
+    assert users["alice"]["roles"] == ["viewer"] and users["alice"]["active"] is True
+    assert "alice" in term.run("keys", "list", "admin").stdout
+
+    done = term.run("keys", "rotate", "admin", "alice")  # stdin is no terminal: needs --yes
+    assert done.returncode == 2 and "--yes" in done.stderr
+    done = term.run("keys", "rotate", "admin", "alice", "--yes")
+    assert done.returncode == 0 and "alice" in done.stdout, done.stderr
+    second = term.run("keys", "copy", "alice", scan=False).stdout
+    term.secrets.append(second)
+    assert second != first and _key_works(sandbox, first) == 401 and _key_works(sandbox, second) == 200
+
+    assert term.run("keys", "deactivate", "admin", "alice", "--yes").returncode == 0
+    assert _key_works(sandbox, second) == 401
+    assert term.run("keys", "activate", "admin", "alice").returncode == 0
+    assert _key_works(sandbox, second) == 200
+    assert term.run("keys", "assign", "admin", "alice", "admin").returncode == 0
+    assert term.run("keys", "revoke", "admin", "alice", "viewer").returncode == 0
+    users = {u["user_id"]: u for u in json.loads(term.run("keys", "list", "admin", "--json").stdout)}
+    assert users["alice"]["roles"] == ["admin"]
+
+    done = term.run("keys", "create", "viewer", "bob", "--as", "bob")  # a viewer may not
+    assert done.returncode == 1 and done.stderr.startswith("weaviate-auth: error: "), done.stderr
+    assert "bob" not in term.run("list").stdout
+    done = term.run("keys", "copy", "viewer-missing")
+    assert done.returncode == 1
+    assert term.run("keys", "delete", "admin", "alice", "--yes").returncode == 0
+    assert "alice" not in json.dumps(json.loads(term.run("keys", "list", "admin", "--json").stdout))
+    return [first, second]
+
+
+def test_keys_in_process(sandbox: Any, tmp_path: Path) -> None:
+    term = Terminal(tmp_path, [sandbox.credentials.admin_api_key, sandbox.credentials.readonly_api_key])
+    _keys_round_trip(term, sandbox)
+    # `keys copy` refuses a terminal
+    child = _spawn(term, "keys", "copy", "admin")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1 and "Not writing an API key to a terminal" in (child.before or "")
+    term.assert_clean(child.before or "")
+
+
+def test_keys_through_the_broker(sandbox: Any, tmp_path: Path) -> None:
+    term = Terminal(tmp_path, [sandbox.credentials.admin_api_key, sandbox.credentials.readonly_api_key])
+    server = JupyterServer(term.env, tmp_path / "root").start()
+    try:
+        term.env["WEAVIATE_AUTH_BROKER_FILE"] = str(server.broker_file)
+        keys = _keys_round_trip(term, sandbox)
+        assert json.loads(term.run("list", "--json").stdout)["mode"] == "broker"
+        audit = (tmp_path / "audit.jsonl").read_text()
+        assert "alice" in audit
+        for key in keys:
+            assert key not in audit
+    finally:
+        server.stop()

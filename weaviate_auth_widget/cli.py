@@ -12,7 +12,6 @@ Exit codes: 0 ok, 1 failure, 2 usage; ``curl`` exits with curl's code.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -20,10 +19,11 @@ from typing import Any, NoReturn
 
 from . import cli_curl
 from .cli_input import SecretReader
+from .cli_keys import add_keys_commands
+from .cli_output import PROG, print_json, print_table
 from .errors import InvalidProfile, LoginExpired, MissingSecret, ProfileNotFound, WeaviateAuthError
 from .profiles import METHODS, Profile, kept_secret_covers, profile_from_view
 
-PROG = cli_curl.PROGRAM
 Backend = Any  # AuthService | BrokerClient: the same surface
 
 
@@ -71,20 +71,18 @@ def _backend(mode: str) -> Backend:
 def cmd_list(backend: Backend, args: argparse.Namespace) -> int:
     views = backend.profile_views()
     if args.json:
-        _print_json({"mode": backend.mode, "profiles": views})
+        print_json({"mode": backend.mode, "profiles": views})
         return 0
     if not views:
         print(f"No saved profiles ({backend.mode}). Create one: {PROG} login NAME --url URL", file=sys.stderr)
         return 0
-    rows = [("NAME", "URL", "METHOD", "USER", "SECRET", "STATE")]
+    rows: list[tuple[str, ...]] = [("NAME", "URL", "METHOD", "USER", "SECRET", "STATE")]
     for v in views:
         state = "logged out" if v.get("logged_out") else "logged in" if v.get("logged_in") else "-"
         kept = "kept" if v.get("has_secret") else "-"
         user = v.get("username") or v.get("client_id") or "-"
-        rows.append((v["name"], v["url"], v["method"], user, kept, state))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        rows.append((str(v["name"]), str(v["url"]), str(v["method"]), str(user), kept, state))
+    print_table(rows)
     return 0
 
 
@@ -107,7 +105,7 @@ def cmd_login(backend: Backend, args: argparse.Namespace) -> int:
         backend.save_profile(profile, secrets)
     identity = backend.login(name)
     if args.json:
-        _print_json(identity.to_json())
+        print_json(identity.to_json())
     else:
         who = identity.username or "(anonymous)"
         roles = f", roles: {', '.join(identity.roles)}" if identity.roles else ""
@@ -148,7 +146,7 @@ def cmd_whoami(backend: Backend, args: argparse.Namespace) -> int:
         raise LoginExpired(f"You logged out of profile {name!r}.", fix=f"Log in again: {PROG} login {name}.")
     identity = backend.identity(name) or backend.login(name)
     if args.json:
-        _print_json(identity.to_json())
+        print_json(identity.to_json())
         return 0
     print(f"profile:  {name} ({identity.method}, {backend.mode})")
     print(f"cluster:  {identity.url} (Weaviate {identity.server_version or 'unknown version'})")
@@ -186,7 +184,7 @@ def cmd_token(backend: Backend, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.json:
-        _print_json({"token": token.value, "expires_at": token.expires_at})
+        print_json({"token": token.value, "expires_at": token.expires_at})
     else:
         print(token.value)
     return 0
@@ -213,11 +211,6 @@ def cmd_forget(backend: Backend, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write("\n")
-
-
 # -- the parser ----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -236,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, run: Any, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.set_defaults(run=run)
+        if run is not None:
+            p.set_defaults(run=run)
         return p
 
     p = command("list", cmd_list, "list saved profiles (never their secrets)")
@@ -287,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("forget", cmd_forget, "delete a profile and every secret kept for it")
     p.add_argument("profile", metavar="PROFILE")
+    add_keys_commands(command)
     return parser
 
 

@@ -15,9 +15,8 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 
+from .cli_output import PROG
 from .errors import InvalidProfile, WeaviateAuthError
-
-PROGRAM = "weaviate-auth"
 
 
 class CurlMissing(WeaviateAuthError):
@@ -85,7 +84,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def shell_command(profile: str, path: str, *options: str) -> str:
     """The ``weaviate-auth curl PROFILE PATH ...`` line for a shell: names, no secret."""
-    return shlex.join([PROGRAM, "curl", profile, path, *options])
+    return shlex.join([PROG, "curl", profile, path, *options])
 
 
 __all__ = ["CurlMissing", "cluster_url", "curl_config", "run_curl", "shell_command"]
