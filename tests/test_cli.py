@@ -372,3 +372,50 @@ def test_keys_through_the_broker(sandbox: Any, tmp_path: Path) -> None:
             assert key not in audit
     finally:
         server.stop()
+
+
+def _in_jupyter_terminal(server: JupyterServer, command: str, timeout: float = 60) -> str:
+    """Run ``command`` in a real Jupyter terminal (REST + websocket, as JupyterLab does);
+    return what the terminal showed up to the end marker."""
+    import websocket  # websocket-client, a jupyter_server dependency
+
+    created = server.api("POST", "api/terminals")
+    assert created.status_code == 200, created.text
+    name = created.json()["name"]
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{server.port}/terminals/websocket/{name}",
+        header=[f"Authorization: token {server.token}"],
+        timeout=timeout,
+    )
+    shown = ""
+    try:
+        ws.send(json.dumps(["stdin", f"{command}; echo END-OF-$((6*7))\r"]))
+        deadline = time.monotonic() + timeout
+        while "END-OF-42" not in shown and time.monotonic() < deadline:
+            kind, *data = json.loads(ws.recv())
+            if kind == "stdout":
+                shown += data[0]
+    finally:
+        ws.close()
+        server.api("DELETE", f"api/terminals/{name}")
+    assert "END-OF-42" in shown, shown
+    return shown
+
+
+def test_a_jupyter_terminal_finds_the_broker(sandbox: Any, tmp_path: Path) -> None:
+    creds = sandbox.credentials
+    term = Terminal(tmp_path, [creds.admin_api_key])
+    server = JupyterServer(term.env, tmp_path / "root").start()
+    try:
+        server.save_profile(
+            "prod", {"url": sandbox.weaviate_url, "secrets": {"api_key": creds.admin_api_key}}
+        )
+        cli_line = shlex.join([*CLI, "whoami", "prod"])
+        shown = _in_jupyter_terminal(server, f'echo "FILE=$WEAVIATE_AUTH_BROKER_FILE"; {cli_line}')
+        assert f"FILE={server.broker_file}" in shown  # terminals inherit it from the server
+        assert "user:     admin" in shown and "(api_key, broker)" in shown
+        term.assert_clean(shown)
+        # the login happened in the broker: the server's API shows it
+        assert server.api("GET", "weaviate-auth/api/profiles/prod").json()["logged_in"] is True
+    finally:
+        server.stop()
