@@ -205,3 +205,31 @@ def test_before_1_30_and_switched_off(tmp_path: Path) -> None:
             with pytest.raises(NotSupported, match=fix):
                 svc.keys.create_user("admin", "jay", new_profile="jay")
             svc.close()
+
+
+def test_a_non_weaviate_answer_is_a_typed_error(tmp_path: Path) -> None:
+    """A captive portal or proxy answering 200 with HTML: a typed error, nothing saved."""
+    from tests.helpers import QuietHandler, serving
+    from weaviate_auth_widget.errors import UnexpectedResponse
+
+    class Portal(QuietHandler):
+        def _page(self) -> None:
+            body = b"<html>sign in to the Wi-Fi</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _page
+
+    with serving(Portal) as url:
+        svc = AuthService(directory=tmp_path, secrets=SecretStore("file", directory=tmp_path))
+        svc.save_profile(Profile(name="portal", url=url), {"api_key": "portal-key-123"})
+        with pytest.raises(UnexpectedResponse):
+            svc.keys.list_users("portal")
+        with pytest.raises(UnexpectedResponse):
+            svc.keys.create_user("portal", "kai", new_profile="kai")
+        assert [p.name for p in svc.list_profiles()] == ["portal"]
+        assert svc.keys.can_manage("portal") is False
+        svc.close()
