@@ -140,6 +140,20 @@ def test_usage_errors_and_failures_exit_2_and_1(sandbox: Any, tmp_path: Path) ->
     done = term.run("curl", "prod", "v1/meta")  # not a path: the URL comes from the profile
     assert done.returncode == 2 and "starting with '/'" in done.stderr
     assert term.run("curl", "prod", "//evil.example/v1/meta", "-s", "-o", "/dev/null").returncode != 2
+    # nothing that would send the headers elsewhere reaches curl: other URLs, --next, redirects
+    for options in (
+        ["https://elsewhere.example/"],
+        ["--url", "https://elsewhere.example/"],
+        ["--next", "-s"],
+        ["-sL"],
+        ["--location-trusted"],
+        ["-K", "/dev/null"],
+    ):
+        done = term.run("curl", "prod", "/v1/meta", *options)
+        assert done.returncode == 2 and "another URL" in done.stderr, (options, done.stderr)
+    # a proxy or referer URL is a value, not a request target
+    done = term.run("curl", "prod", "/v1/meta", "-s", "-e", "https://referer.example/", "-o", "/dev/null")
+    assert done.returncode == 0, done.stderr
     # curl's own exit code: -f makes a 404 exit 22
     assert term.run("curl", "prod", "/v1/no-such-route", "-s", "-f").returncode == 22
 

@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `weaviate-auth list | head`: the reader left, not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the exit flush does not fail again
+        return 0
 
 
 def _fail(exc: Exception, code: int) -> NoReturn:
@@ -191,6 +194,7 @@ def cmd_token(backend: Backend, args: argparse.Namespace) -> int:
 
 
 def cmd_curl(backend: Backend, args: argparse.Namespace) -> int:
+    cli_curl.check_options(args.curl_options)
     profile = backend.get_profile(args.profile)
     url = cli_curl.cluster_url(profile.url, args.path)
     token = backend.token(args.profile)

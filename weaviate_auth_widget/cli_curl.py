@@ -9,6 +9,7 @@ free for ``-d @-``. :func:`shell_command` is the line ``session.curl(path)`` ret
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -35,6 +36,36 @@ def cluster_url(base: str, path: str) -> str:
             fix="Give a path starting with '/', e.g. /v1/meta (the cluster URL comes from the profile).",
         )
     return base.rstrip("/") + path
+
+
+#: options whose value is a URL that gets no credentials (proxies, referer, DNS)
+_URL_VALUED = frozenset({"-x", "--proxy", "--preproxy", "-e", "--referer", "--doh-url"})
+#: options that would carry the headers elsewhere: more URLs, or redirects (curl drops
+#: Authorization on a redirect to another host, but not the module-key headers)
+_REFUSED = frozenset({"--url", "--next", "-:", "--location", "--location-trusted", "-K", "--config"})
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SHORT_L_RE = re.compile(r"^-[A-Za-z0-9#]*L")
+
+
+def check_options(options: Sequence[str]) -> None:
+    """Refuse curl options that would send the profile's headers anywhere but
+    ``PATH`` on its cluster: other URLs, ``--next``, following redirects."""
+    previous = ""
+    for option in options:
+        name = option.split("=", 1)[0]
+        bad = (
+            name in _REFUSED
+            or (option.startswith("-") and not option.startswith("--") and _SHORT_L_RE.match(option))
+            or (_URL_RE.match(option) and previous not in _URL_VALUED)
+        )
+        if bad:
+            raise InvalidProfile(
+                f"weaviate-auth curl does not pass {option[:60]!r} to curl: the profile's headers "
+                "would go to another URL (or follow a redirect).",
+                fix="Give one PATH on the profile's cluster; for another host use `weaviate-auth token` "
+                "with a tool of your choice.",
+            )
+        previous = option
 
 
 def _quoted(value: str) -> str:
@@ -87,4 +118,4 @@ def shell_command(profile: str, path: str, *options: str) -> str:
     return shlex.join([PROG, "curl", profile, path, *options])
 
 
-__all__ = ["CurlMissing", "cluster_url", "curl_config", "run_curl", "shell_command"]
+__all__ = ["CurlMissing", "check_options", "cluster_url", "curl_config", "run_curl", "shell_command"]
