@@ -109,3 +109,18 @@ def test_magic_keys_in_a_terminal_prints_a_table(
     panel = shell.run_line_magic("weaviate_auth", "--keys admin")
     assert isinstance(panel, KeysPanel)
     shell.service.keys.delete_user("admin", "rae")
+
+
+def test_rotating_a_key_no_profile_holds_asks_for_a_profile_name(service: AuthService) -> None:
+    panel = KeysPanel(service, "admin")
+    service.keys.create_user("admin", "sol", new_profile="sol")
+    service.forget("sol")
+    panel.refresh()
+    buttons(panel, "sol")["Rotate key"].click()
+    panel.confirm_box.children[1].click()
+    assert "would be lost" in panel.message.value and "Profile field" in panel.message.value
+    panel.new_profile.value = "sol-new"
+    buttons(panel, "sol")["Rotate key"].click()
+    panel.confirm_box.children[1].click()
+    assert "Updated: sol-new" in panel.message.value
+    assert service.login("sol-new").username == "sol"

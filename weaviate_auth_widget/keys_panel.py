@@ -104,7 +104,9 @@ class KeysPanel(w.VBox):  # type: ignore[misc]
         updated: list[str] = []
 
         def run() -> None:
-            updated.extend(self.backend.keys.rotate_key(self.profile, user))
+            # the Profile field names where the key goes when no saved profile holds it
+            target = self.new_profile.value.strip() or None
+            updated.extend(self.backend.keys.rotate_key(self.profile, user, new_profile=target))
 
         if self._run(run):
             self._say(
