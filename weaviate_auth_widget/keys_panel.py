@@ -57,7 +57,7 @@ class KeysPanel(w.VBox):  # type: ignore[misc]
         self.copy_button = CopyKeyButton(available=getattr(backend, "mode", "") == "broker")
         w.link((self.copy_profile, "value"), (self.copy_button, "profile"))
         self.role_user = w.Dropdown(description="Roles of")
-        self.role_names = w.Text(placeholder="viewer, ...", description="Roles")
+        self.role_names = w.Text(placeholder="roles to assign or revoke", description="Roles")
         self.assign_button = w.Button(description="Assign")
         self.assign_button.on_click(lambda _: self.change_roles("assign"))
         self.revoke_roles_button = w.Button(description="Revoke")
