@@ -129,3 +129,12 @@ def test_created_and_rotated_keys_are_redacted_from_saved_files(
     on_disk = (jp_root_dir / "keys.txt").read_text()
     assert first not in on_disk and second not in on_disk and "[REDACTED]" in on_disk
     assert api("DELETE", "profiles/admin/users/ola").code == 204
+
+
+def test_user_names_with_at_and_dots_survive_the_paths(api: Any, sandbox: Any) -> None:
+    put(api, "admin", sandbox.weaviate_url, sandbox.credentials.admin_api_key)
+    created = api("POST", "profiles/admin/users/bot%40ci.example", json_body={"new_profile": "bot-ci"})
+    assert created.code == 201, created.text
+    names = [u["user_id"] for u in api("GET", "profiles/admin/users").json()["users"]]
+    assert "bot@ci.example" in names
+    assert api("DELETE", "profiles/admin/users/bot%40ci.example").code == 204
