@@ -109,3 +109,40 @@ def test_magic_keys_in_a_terminal_prints_a_table(
     panel = shell.run_line_magic("weaviate_auth", "--keys admin")
     assert isinstance(panel, KeysPanel)
     shell.service.keys.delete_user("admin", "rae")
+
+
+def test_rotating_a_key_no_profile_holds_asks_for_a_profile_name(service: AuthService) -> None:
+    panel = KeysPanel(service, "admin")
+    service.keys.create_user("admin", "sol", new_profile="sol")
+    service.forget("sol")
+    panel.refresh()
+    buttons(panel, "sol")["Rotate key"].click()
+    panel.confirm_box.children[1].click()
+    assert "would be lost" in panel.message.value and "Profile field" in panel.message.value
+    panel.new_profile.value = "sol-new"
+    buttons(panel, "sol")["Rotate key"].click()
+    panel.confirm_box.children[1].click()
+    assert "Updated: sol-new" in panel.message.value
+    assert service.login("sol-new").username == "sol"
+
+
+def test_roles_and_deactivation_with_revocation(service: AuthService, sandbox: Sandbox) -> None:
+    import httpx
+
+    panel = KeysPanel(service, "admin")
+    service.keys.create_user("admin", "tom", new_profile="tom")
+    panel.refresh()
+    panel.role_user.value, panel.role_names.value = "tom", "viewer"
+    panel.assign_button.click()
+    assert {u.user_id: u.roles for u in service.keys.list_users("admin")}["tom"] == ("viewer",)
+    panel.revoke_roles_button.click()
+    assert {u.user_id: u.roles for u in service.keys.list_users("admin")}["tom"] == ()
+    key = key_of(service, "tom")
+    panel.revoke_key.value = True
+    buttons(panel, "tom")["Deactivate"].click()
+    panel.confirm_box.children[1].click()
+    buttons(panel, "tom")["Activate"].click()
+    reply = httpx.get(
+        sandbox.weaviate_url + "/v1/meta", headers={"Authorization": f"Bearer {key}"}, timeout=5
+    )
+    assert reply.status_code == 401 and "revoked" in reply.text

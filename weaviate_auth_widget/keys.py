@@ -196,7 +196,7 @@ class KeyManager:
         if not users and target is None:
             raise InvalidProfile(
                 f"No saved profile holds the key of user {user_id!r}, so a new key would be lost.",
-                fix="Name a new profile to keep the new key in.",
+                fix="Name a new profile to keep the new key in (the Keys section's Profile field).",
             )
         response = self._call(profile, "POST", f"/v1/users/db/{quote(user_id, safe='')}/rotate-key", json={})
         key = _key_of(response)

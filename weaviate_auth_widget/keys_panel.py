@@ -56,6 +56,13 @@ class KeysPanel(w.VBox):  # type: ignore[misc]
         self.copy_profile = w.Dropdown(description="Copy key of")
         self.copy_button = CopyKeyButton(available=getattr(backend, "mode", "") == "broker")
         w.link((self.copy_profile, "value"), (self.copy_button, "profile"))
+        self.role_user = w.Dropdown(description="Roles of")
+        self.role_names = w.Text(placeholder="roles to assign or revoke", description="Roles")
+        self.assign_button = w.Button(description="Assign")
+        self.assign_button.on_click(lambda _: self.change_roles("assign"))
+        self.revoke_roles_button = w.Button(description="Revoke")
+        self.revoke_roles_button.on_click(lambda _: self.change_roles("revoke"))
+        self.revoke_key = w.Checkbox(description="Deactivating also revokes the key (until rotated)")
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
         copy_hint = (
@@ -68,6 +75,8 @@ class KeysPanel(w.VBox):  # type: ignore[misc]
             self.table,
             self.confirm_box,
             w.HBox([self.new_user, self.new_profile, self.new_roles, self.create_button]),
+            w.HBox([self.role_user, self.role_names, self.assign_button, self.revoke_roles_button]),
+            self.revoke_key,
             w.HBox([self.copy_profile, self.copy_button, w.HTML(copy_hint)]),
             w.HBox([self.refresh_button]),
             self.message,
@@ -83,6 +92,7 @@ class KeysPanel(w.VBox):  # type: ignore[misc]
             self._say(str(exc), error=True)
             return
         self.copy_profile.options = profiles
+        self.role_user.options = [u.user_id for u in users]
         header = w.HBox([_cell(f"<b>{c}</b>") for c in COLUMNS])
         self.table.children = [header, *[self._row(u) for u in users]]
 
@@ -100,11 +110,22 @@ class KeysPanel(w.VBox):  # type: ignore[misc]
             self.refresh()
             self.copy_profile.value = name
 
+    def change_roles(self, action: str) -> None:
+        user, keys = self.role_user.value, self.backend.keys
+        roles = [r.strip() for r in self.role_names.value.split(",") if r.strip()]
+        change = keys.assign_roles if action == "assign" else keys.revoke_roles
+        self._act(
+            lambda: change(self.profile, user, roles),
+            f"{action.title()}ed {roles} for {user}.",
+        )
+
     def rotate(self, user: str) -> None:
         updated: list[str] = []
 
         def run() -> None:
-            updated.extend(self.backend.keys.rotate_key(self.profile, user))
+            # the Profile field names where the key goes when no saved profile holds it
+            target = self.new_profile.value.strip() or None
+            updated.extend(self.backend.keys.rotate_key(self.profile, user, new_profile=target))
 
         if self._run(run):
             self._say(
@@ -154,7 +175,10 @@ class KeysPanel(w.VBox):  # type: ignore[misc]
             toggle.on_click(
                 lambda _: self.ask(
                     f"Deactivate {uid}? Its key stops working until activated.",
-                    lambda: self._act(lambda: keys.deactivate(self.profile, uid), f"Deactivated {uid}."),
+                    lambda: self._act(
+                        lambda: keys.deactivate(self.profile, uid, revoke_key=self.revoke_key.value),
+                        f"Deactivated {uid}.",
+                    ),
                 )
             )
         else:

@@ -110,3 +110,31 @@ def test_only_the_owner_changes_users(api: Any, sandbox: Any, broker: Any) -> No
     assert (refused.code, refused.error_code) == (403, "not_owner")
     copy = api("POST", "profiles/admin/copy-key")
     assert (copy.code, copy.error_code) == (403, "not_owner")
+
+
+def test_created_and_rotated_keys_are_redacted_from_saved_files(
+    api: Any, broker: Any, sandbox: Any, jp_fetch: Any, jp_asyncio_loop: Any, jp_root_dir: Path
+) -> None:
+    """The save guard knows a key the moment it is created, and the old one after a rotation."""
+    put(api, "admin", sandbox.weaviate_url, sandbox.credentials.admin_api_key)
+    assert api("POST", "profiles/admin/users/ola", json_body={"new_profile": "ola"}).code == 201
+    first = stored_key(broker, "ola")
+    assert api("POST", "profiles/admin/users/ola/rotate-key", json_body={}).code == 200
+    second = stored_key(broker, "ola")
+    model = {"type": "file", "format": "text", "content": f"old={first}\nnew={second}\n"}
+    reply = jp_asyncio_loop.run_until_complete(
+        jp_fetch("api", "contents", "keys.txt", method="PUT", body=json.dumps(model))
+    )
+    assert reply.code in (200, 201)
+    on_disk = (jp_root_dir / "keys.txt").read_text()
+    assert first not in on_disk and second not in on_disk and "[REDACTED]" in on_disk
+    assert api("DELETE", "profiles/admin/users/ola").code == 204
+
+
+def test_user_names_with_at_and_dots_survive_the_paths(api: Any, sandbox: Any) -> None:
+    put(api, "admin", sandbox.weaviate_url, sandbox.credentials.admin_api_key)
+    created = api("POST", "profiles/admin/users/bot%40ci.example", json_body={"new_profile": "bot-ci"})
+    assert created.code == 201, created.text
+    names = [u["user_id"] for u in api("GET", "profiles/admin/users").json()["users"]]
+    assert "bot@ci.example" in names
+    assert api("DELETE", "profiles/admin/users/bot%40ci.example").code == 204
