@@ -433,3 +433,39 @@ def test_a_jupyter_terminal_finds_the_broker(sandbox: Any, tmp_path: Path) -> No
         assert server.api("GET", "weaviate-auth/api/profiles/prod").json()["logged_in"] is True
     finally:
         server.stop()
+
+
+def test_login_with_a_device_code(sandbox: Any, tmp_path: Path) -> None:
+    """`weaviate-auth login PROFILE --device`: the link and code on stderr; a person
+    (played with httpx) signs in on the provider's page; the CLI keeps the refresh token."""
+    import re
+
+    from tests.idp_browser import Browser
+
+    creds = sandbox.credentials
+    term = Terminal(tmp_path, [creds.password])
+    url = sandbox.weaviate_url
+    proc = subprocess.Popen(
+        [*CLI, "login", "sso", "--url", url, "--device"],
+        env=term.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    found = re.search(r"open (\S+) and enter the code (\S+)", line)
+    assert found, line
+    browser = Browser()
+    page = browser.submit(browser.open(found.group(1)), "", user_code=found.group(2))
+    assert "Device connected" in browser.login(page, creds.username, creds.password).text
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"as {creds.username}" in out and "profile sso" in out
+    term.assert_clean(out + err)
+    listed = json.loads(term.run("list", "--json").stdout)
+    assert [(p["name"], p["method"], p["kept_secrets"]) for p in listed["profiles"]] == [
+        ("sso", "browser", ["refresh_token"])
+    ]
+    again = term.run("whoami", "sso")  # a new process: the kept refresh token, no sign-in
+    assert again.returncode == 0 and creds.username in again.stdout, again.stderr

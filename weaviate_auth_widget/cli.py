@@ -95,9 +95,21 @@ def cmd_login(backend: Backend, args: argparse.Namespace) -> int:
         view: dict[str, Any] | None = backend.describe(name)
     except ProfileNotFound:
         view = None
+    if args.device:
+        args.method = "browser"
     profile = _wanted_profile(name, view, args)
+    if profile.method == "browser" and backend.mode == "broker":
+        raise UsageError(
+            "A device sign-in runs in this process: use `--mode in-process` (or the Jupyter login "
+            "panel's 'Sign in with ...' button, which signs in through the broker)."
+        )
     secrets: dict[str, str] = {}
-    if args.stdin or not kept_secret_covers(view, profile.method, profile.url):
+    if profile.method == "browser":  # signed in at the provider's page: no secret to read
+        if args.module_key:
+            secrets = SecretReader(from_stdin=args.stdin).read(
+                [f"header:{h}" for h in args.module_key], flag="--stdin"
+            )
+    elif args.stdin or not kept_secret_covers(view, profile.method, profile.url):
         kinds = [profile.primary_secret, *(f"header:{h}" for h in args.module_key)]
         secrets = SecretReader(from_stdin=args.stdin).read(kinds, flag=_stdin_flag(profile.method))
     elif args.module_key:
@@ -263,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
             if flag == "--stdin"
             else argparse.SUPPRESS,
         )
+    p.add_argument(
+        "--device",
+        action="store_true",
+        help="sign in on the identity provider's page (device code: open the link shown, enter "
+        "the code); same as --method browser",
+    )
     p.add_argument("--json", action="store_true", help="print the identity as JSON")
 
     p = command("whoami", cmd_whoami, "who a profile is on its cluster (user, roles, version)")
