@@ -290,3 +290,42 @@ def test_panel_secret_fields_are_not_widget_state(service: AuthService) -> None:
     assert "paste your API key" in state  # the scan sees the form's state
     assert "typed-" not in state and "sk-ooo" not in state
     assert panel.form.fields == [{"kind": "api_key", "label": "API key", "placeholder": "paste your API key"}]
+
+
+def test_browser_sign_in_button_keeps_other_logins_and_offers_only_with_a_broker(
+    service: AuthService, sandbox: Sandbox
+) -> None:
+    """The panel's sign-in button: offered when the cluster's and provider's discovery
+    allow it and a broker can take the callback; it saves a browser profile beside (never
+    over) a saved login of another kind, and passes on only the authorize URL and an id."""
+    import time as clock
+
+    started: list[tuple[str, str | None]] = []
+
+    class WithBroker(AuthService):  # the broker's surface for the button, in-process
+        def start_sign_in(self, name: str, origin: str | None = None) -> dict[str, Any]:
+            started.append((name, origin))
+            return {
+                "id": "sid",
+                "authorize_url": "https://idp.example/authorize?x",
+                "provider": "idp.example",
+            }
+
+    in_process = LoginPanel(service, url=sandbox.weaviate_url)
+    clock.sleep(0.8)
+    assert in_process.form.sign_in == {}  # no broker: no callback route, no button
+    backend = WithBroker(directory=service._directory, secrets=service.secrets)
+    backend.save_profile(Profile(name="prod", url=sandbox.weaviate_url), {"api_key": "k" * 12})
+    panel = LoginPanel(backend, profile="prod")
+    deadline = clock.monotonic() + 10
+    while not panel.form.sign_in and clock.monotonic() < deadline:
+        clock.sleep(0.05)
+    host = sandbox.idp_url.split("//")[1]
+    assert panel.form.sign_in == {"label": f"Sign in with {host}", "provider": host}
+    replies: list[dict[str, Any]] = []
+    panel.form.reply = lambda request, event, **content: replies.append({"event": event, **content})  # type: ignore[method-assign]
+    panel._on_form({"event": "sign_in", "id": "r1", "origin": "http://127.0.0.1:8888"})
+    assert started == [("prod-browser", "http://127.0.0.1:8888")]
+    assert replies == [{"event": "open", "url": "https://idp.example/authorize?x", "sign_in": "sid"}]
+    assert backend.describe("prod")["method"] == "api_key" and backend.describe("prod")["has_secret"]
+    assert backend.describe("prod-browser")["method"] == "browser"

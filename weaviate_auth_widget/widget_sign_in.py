@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import oidc
 from .errors import SignInFailed, WeaviateAuthError
-from .profiles import Profile, default_name
+from .profiles import Profile, default_name, free_name
 from .transport import HttpSettings
 from .urls import host_of, normalize_url
 
@@ -43,8 +43,9 @@ def provider_offer(url: str) -> str | None:
             if info is not None:
                 prov = oidc.provider(client, info.href)
                 offer = host_of(prov.issuer) if prov.offers_code_flow() else None
-    except WeaviateAuthError as exc:
+    except WeaviateAuthError as exc:  # not remembered: the next URL change asks again
         log.info("no browser sign-in offered for %s: %s", host_of(url), exc.code)
+        return None
     _offers[url] = offer
     return offer
 
@@ -89,6 +90,10 @@ class BrowserSignIn:
         panel = self.panel
         try:
             name = panel._selected() or panel.name.value.strip() or default_name(panel.url.value)
+            view = panel._views.get(name)
+            if view is not None and (view.get("method") != "browser" or view.get("read_only")):
+                # never turn a saved login of another kind into this one (its secrets would go)
+                name = free_name(f"{name}-browser", panel._views)
             profile = Profile(
                 name=name, url=panel.url.value, method="browser", remember=bool(panel.remember.value)
             )
