@@ -232,3 +232,27 @@ def test_terminal_login_creates_a_browser_profile_and_signs_in(quick: Sandbox, t
     assert session.meta()["version"]
     session.close()
     service.close()
+
+
+def test_default_prompt_is_a_link_in_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a kernel with a front end the code is shown as an HTML link (escaped)."""
+    import time
+
+    from IPython import display as ipython_display
+
+    shown: list[str] = []
+    monkeypatch.setattr(device, "_rich_display", lambda: True)
+    monkeypatch.setattr(ipython_display, "display", lambda obj: shown.append(obj.data))
+    code = DeviceCode(
+        "BCDF-GHJK",
+        "https://idp.example/device",
+        "https://idp.example/device?user_code=BCDF-GHJK&x=<b>",
+        time.time() + 600,
+        5,
+        "idp.example",
+        "secret-device-code",
+    )
+    device.show_device_code(code)
+    (html,) = shown
+    assert "href='https://idp.example/device?user_code=BCDF-GHJK&amp;x=&lt;b&gt;'" in html
+    assert "<code>BCDF-GHJK</code>" in html and "secret-device-code" not in html
