@@ -97,7 +97,7 @@ def browser_benches() -> tuple[float, float]:
 
 
 def _browser_sign_ins(sandbox: Any, notebook: NotebookPage, panel: Panel) -> float:
-    panel.field("Profile").select_option(label="New profile…")
+    panel.profiles.select_option(label="New profile…")
     panel.fill("Profile name", "bench-sso")
     panel.fill("Cluster URL", sandbox.weaviate_url)
     button = panel.root.locator("button.waw-sign-in")

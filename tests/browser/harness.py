@@ -433,6 +433,11 @@ class Panel:
     def field(self, label: str) -> Any:
         return self.root.get_by_label(label, exact=True)
 
+    @property
+    def profiles(self) -> Any:
+        """The Profile picker (a select; the Keys section has a "Profile" text field too)."""
+        return self.root.get_by_role("combobox", name="Profile", exact=True)
+
     def fill(self, label: str, value: str) -> None:
         self.field(label).fill(value)
 
@@ -485,7 +490,7 @@ class Panel:
         return "waw-error" not in classes, str(final.inner_text())
 
     def profile_options(self) -> list[str]:
-        options = self.field("Profile").locator("option").all_inner_texts()
+        options = self.profiles.locator("option").all_inner_texts()
         return [str(o).replace("\xa0", " ") for o in options]
 
     def login_api_key(self, url: str, name: str, key: str) -> tuple[bool, str]:

@@ -70,7 +70,7 @@ def test_themes_accessibility_and_screenshots(
 
     ok, text = panel.login_api_key(sandbox.weaviate_url, f"{frontend}-looks", creds.admin_api_key)
     assert ok, text
-    panel.field("Profile").select_option(label="New profile…")
+    panel.profiles.select_option(label="New profile…")
     panel.fill("Profile name", f"{frontend}-looks-wrong")
     panel.fill_secret("API key", "wrong-" + secrets.token_urlsafe(24))
     panel.submit()
@@ -81,7 +81,7 @@ def test_themes_accessibility_and_screenshots(
         problems[f"{theme} error"] = axe_violations(notebook, panel)
         notebook.screenshot(SCREENSHOTS / f"{frontend}-{theme}-error.png", shot)
     # the success card, in both themes (the card once unreadable in JupyterLab Dark)
-    panel.field("Profile").select_option(label=f"{frontend}-looks — {sandbox.weaviate_url.split('//')[1]}")
+    panel.profiles.select_option(label=f"{frontend}-looks — {sandbox.weaviate_url.split('//')[1]}")
     panel.submit()
     assert_connected(panel.result(), version=sandbox.weaviate_config.version, user="admin")
     for theme in THEMES:

@@ -181,7 +181,7 @@ def test_new_profile_drops_the_kept_secret_hint(
     panel.button("Forget").wait_for()
     # widget state arrives as separate messages: wait for the placeholder itself
     expect(panel.field("API key")).to_have_attribute("placeholder", re.compile("a secret is kept"))
-    panel.field("Profile").select_option(label="New profile…")
+    panel.profiles.select_option(label="New profile…")
     panel.field("Profile name").wait_for()
     expect(panel.field("API key")).to_have_attribute("placeholder", "paste your API key")
 
@@ -258,7 +258,7 @@ def test_screenshots(frontend: str, open_notebook: OpenNotebook, typed_secrets: 
         panel.connect_button.wait_for()
         notebook.screenshot(SCREENSHOTS / f"{frontend}-success.png", shot)
 
-        panel.field("Profile").select_option(label="New profile…")
+        panel.profiles.select_option(label="New profile…")
         panel.field("Profile name").wait_for()
         panel.method("API key")
         panel.fill("Profile name", f"{frontend}-slow-wrong")

@@ -46,8 +46,8 @@ def traced(
 
 
 def new_profile(panel: Panel, name: str, url: str) -> None:
-    if panel.profile_options()[0] != panel.field("Profile").locator("option:checked").inner_text():
-        panel.field("Profile").select_option(label="New profile…")
+    if panel.profile_options()[0] != panel.profiles.locator("option:checked").inner_text():
+        panel.profiles.select_option(label="New profile…")
     panel.field("Profile name").wait_for()
     panel.fill("Profile name", name)
     panel.fill("Cluster URL", url)
