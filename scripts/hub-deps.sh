@@ -30,5 +30,5 @@ fi
 
 if ! "$VENV/bin/python" -c 'import jupyterhub' >/dev/null 2>&1; then
   echo "installing jupyterhub into $VENV"
-  "$VENV/bin/python" -m pip install -q 'jupyterhub>=5,<6'
+  "$VENV/bin/python" -m pip install -q 'jupyterhub>=5,<7'
 fi

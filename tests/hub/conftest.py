@@ -600,6 +600,8 @@ class Hub:
     proxy_port: int = 0
     hub_port: int = 0
     driver_token: str = ""
+    #: the token of the hub service named like user A
+    namesake_token: str = ""
     user_password: str = ""
     admin_password: str = ""
     store_master_key: bytes = b""
@@ -729,13 +731,18 @@ class Hub:
             }}
 
             # --- the test driver: creates tokens, starts servers, reads the proxy table ---
-            c.JupyterHub.services = [{{"name": "waw-test-driver", "api_token": {self.driver_token!r}}}]
+            c.JupyterHub.services = [
+                {{"name": "waw-test-driver", "api_token": {self.driver_token!r}}},
+                # a service that happens to share A's name, with access to A's server: not A
+                {{"name": {users.a!r}, "api_token": {self.namesake_token!r}}},
+            ]
             c.JupyterHub.load_roles = [
                 {{
                     "name": "waw-test-driver",
                     "scopes": ["admin:users", "admin:servers", "tokens", "proxy", "shares", "list:users"],
                     "services": ["waw-test-driver"],
                 }},
+                {{"name": "waw-namesake", "scopes": ["access:servers!user={users.a}"], "services": [{users.a!r}]}},
                 # JupyterHub 5 sharing: users may share their servers (and look up names to do so)
                 {{"name": "user", "scopes": ["self", "shares!user", "read:users:name"]}},
             ]
@@ -775,6 +782,7 @@ class Hub:
         t0 = time.monotonic()
         self.proxy_port, self.hub_port = free_port(), free_port()
         self.driver_token = secrets.token_hex(32)
+        self.namesake_token = secrets.token_hex(32)
         self.user_password = secrets.token_urlsafe(18)
         self.admin_password = secrets.token_urlsafe(36)
         self.store_master_key = secrets.token_hex(32).encode()
