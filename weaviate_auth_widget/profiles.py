@@ -22,13 +22,14 @@ from .urls import host_of, normalize_url
 
 log = logging.getLogger(__name__)
 
-Method = Literal["api_key", "password", "client_credentials", "bearer"]
-METHODS: tuple[Method, ...] = ("api_key", "password", "client_credentials", "bearer")
+Method = Literal["api_key", "password", "client_credentials", "bearer", "hub"]
+METHODS: tuple[Method, ...] = ("api_key", "password", "client_credentials", "bearer", "hub")
 METHOD_LABELS: dict[str, str] = {
     "api_key": "API key",
     "password": "username & password",
     "client_credentials": "client credentials",
     "bearer": "bearer token",
+    "hub": "your hub login",
 }
 #: The secret a method needs to log in from scratch.
 PRIMARY_SECRET: dict[str, str] = {
@@ -36,6 +37,8 @@ PRIMARY_SECRET: dict[str, str] = {
     "password": "password",
     "client_credentials": "client_secret",
     "bearer": "bearer",
+    # nothing is kept: the hub service hands out the hub login's access token (hub_login.py)
+    "hub": "hub",
 }
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import cluster, oidc
+from . import cluster, hub_login, oidc
 from .errors import (
     InvalidProfile,
     LoginExpired,
     MissingSecret,
     PolicyRefused,
     ProfileNotFound,
+    WeaviateAuthError,
     WrongMethod,
 )
 from .identity import Identity
@@ -59,6 +60,8 @@ class _LoginState:
     client_id: str | None = None
     scope: str = ""
     identity: Identity | None = None
+    #: the hub login's last grant (method ``hub``): its audience explains a refusal
+    hub_grant: hub_login.HubGrant | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"_LoginState(access={self.access!r}, identity={self.identity!r})"
@@ -302,13 +305,20 @@ class AuthService:
         state = self._state(name)
         with state.lock:
             token = self._fresh_login(profile, state)
-            info = cluster.probe(
-                self.client,
-                profile.url,
-                token.value,
-                method=profile.method,
-                headers=self._cluster_headers(profile),
-            )
+            try:
+                info = cluster.probe(
+                    self.client,
+                    profile.url,
+                    token.value,
+                    method=profile.method,
+                    headers=self._cluster_headers(profile),
+                )
+            except WeaviateAuthError as exc:
+                if state.hub_grant is None or exc.code not in ("invalid_credentials", "login_expired"):
+                    raise
+                raise hub_login.explain_refusal(
+                    exc, state.hub_grant, state.client_id, host_of(profile.url)
+                ) from None
             state.access, state.url = token, profile.url
             state.identity = self._identity(profile, state, info)
             self._invalidate_secrets()
@@ -440,6 +450,8 @@ class AuthService:
 
     # -- internals: logins and refreshes --------------------------------------
     def _fresh_login(self, profile: Profile, state: _LoginState) -> Token:
+        if profile.method == "hub":
+            return self._hub_token(profile, state)
         if profile.method == "api_key":
             return Token(self._require(profile, "api_key"))
         if profile.method == "bearer":
@@ -469,7 +481,7 @@ class AuthService:
         return self._password(profile, state, password)
 
     def _renew(self, profile: Profile, state: _LoginState) -> Token:
-        if profile.method in ("api_key", "bearer"):
+        if profile.method in ("api_key", "bearer", "hub"):
             return self._fresh_login(profile, state)
         if profile.method == "client_credentials":
             return self._client_credentials(profile, state)
@@ -496,7 +508,19 @@ class AuthService:
             )
         return self._password(profile, state, password)
 
-    def _discover(self, profile: Profile, state: _LoginState) -> None:
+    def _hub_token(self, profile: Profile, state: _LoginState) -> Token:
+        """The hub login's current access token, for a cluster trusting the hub's provider."""
+        host = host_of(profile.url)
+        hub_login.check_allowed(self.policy, profile.url)
+        info = self._cluster_oidc(profile)
+        assert self.policy.hub_service_url
+        grant = hub_login.fetch(self.client, self.policy.hub_service_url)
+        hub_login.check_issuer(grant, oidc.issuer_of(info.href), host)
+        state.hub_grant, state.client_id = grant, info.client_id
+        return grant.access
+
+    def _cluster_oidc(self, profile: Profile) -> oidc.ClusterOIDC:
+        """The cluster's OIDC settings; a cluster without OIDC takes no OIDC login."""
         host = host_of(profile.url)
         info = oidc.cluster_oidc(self.client, profile.url, self._cluster_headers(profile))
         if info is None:
@@ -505,6 +529,11 @@ class AuthService:
                 host=host,
                 fix="Use an API key instead.",
             )
+        return info
+
+    def _discover(self, profile: Profile, state: _LoginState) -> None:
+        host = host_of(profile.url)
+        info = self._cluster_oidc(profile)
         self.policy.check_issuer(oidc.issuer_of(info.href), host)
         prov = oidc.provider(self.client, info.href)
         self._check_provider(prov, host)
@@ -568,7 +597,7 @@ class AuthService:
             self._put_secret(profile, "refresh_token", refresh)
 
     def _refreshes(self, profile: Profile, state: _LoginState) -> bool:
-        if profile.method == "api_key":
+        if profile.method in ("api_key", "hub"):
             return True
         if profile.method == "bearer":
             return False
@@ -711,6 +740,8 @@ class AuthService:
 def _backend_label(profile: Profile, service: AuthService) -> str:
     if profile.read_only:
         return "provided by your administrator"
+    if profile.method == "hub":
+        return "the hub (nothing on this server)"
     return service.secrets.backend_name if profile.remember else "this process's memory"
 
 

@@ -89,9 +89,11 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             placeholder="https://my-cluster.weaviate.cloud",
             **_label("Cluster URL"),
         )
+        # "sign in with your hub login" (hub_login.py) comes first, pre-selected, where offered
+        hub = [("Hub login", "hub")] if policy.get("hub_login") else []
         self.method = w.ToggleButtons(
-            options=[("API key", "api_key"), ("Username & password", "password")],
-            value="api_key",
+            options=[*hub, ("API key", "api_key"), ("Username & password", "password")],
+            value="hub" if hub else "api_key",
             description="Sign in with",
             style={"description_width": "110px", "button_width": "170px"},
         )
@@ -351,7 +353,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         if view:
             self.url.value = view["url"]
             self.advanced.value = view["method"] == "client_credentials"
-            if view["method"] in ("api_key", "password"):
+            if view["method"] in dict(self.method.options).values():
                 self.method.value = view["method"]
             self.username.value = view.get("username") or ""
             self.client_id.value = view.get("client_id") or ""
@@ -385,6 +387,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             "api_key": [self.api_key],
             "password": [self.username, self.password],
             "client_credentials": [self.client_id, self.client_secret],
+            "hub": [],
         }[method]
         self._fields.children = children
         self._show_hints()
