@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .idp import IdentityProvider, IdPClient, IdPConfig, IdPUser
+    from .idp_interactive import InteractiveSettings
     from .runner import SHAPES, DemoCredentials, Sandbox, sandbox_process
     from .weaviate import GrpcCall, Principal, RecordedRequest, WeaviateConfig, WeaviateDouble
 
@@ -27,6 +28,7 @@ _WHERE = {
     "IdPClient": "idp",
     "IdPConfig": "idp",
     "IdPUser": "idp",
+    "InteractiveSettings": "idp_interactive",
     "DemoCredentials": "runner",
     "Sandbox": "runner",
     "sandbox_process": "runner",
@@ -44,6 +46,7 @@ __all__ = [
     "IdPConfig",
     "IdPUser",
     "IdentityProvider",
+    "InteractiveSettings",
     "Principal",
     "RecordedRequest",
     "Sandbox",

@@ -7,70 +7,39 @@ needs: users, clients, issued refresh tokens and a few counters.
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import hashlib
 import hmac
 import secrets
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 from tornado.web import Application
 
-from ._http import BaseHandler, log_request
+from ._http import log_request
+from .idp_config import IdPClient as IdPClient
+from .idp_config import IdPConfig as IdPConfig
+from .idp_config import IdPUser as IdPUser
+from .idp_handlers import _Discovery, _Jwks, _ResetStats, _Revoke, _Stats, _Token, browser_routes
+from .idp_interactive import (
+    DEVICE_GRANT,
+    GRANTS,
+    CodeGrant,
+    DeviceGrant,
+    Interactions,
+    OAuthError,
+)
 
-GRANTS = ("password", "client_credentials", "refresh_token")
+BAD_PASSWORD = "Invalid username or password."
+DISABLED = "Account is disabled, contact your administrator."
+_GRANT_ERRORS = {BAD_PASSWORD: "Invalid user credentials", DISABLED: "Account disabled"}
 _SUB_NAMESPACE = uuid.UUID("6f1d2a3e-8c55-4d0b-9b57-3c5e2f0a9a10")
-
-
-@dataclass
-class IdPUser:
-    """A user of the password grant. ``email=None`` leaves the claim out of tokens."""
-
-    password: str = field(repr=False)
-    email: str | None = None
-    groups: list[str] = field(default_factory=list)
-    offline_access: bool = True
-    enabled: bool = True
-    claims: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class IdPClient:
-    """A client. With a secret it is confidential and may use client_credentials.
-
-    ``claims`` are added to its service tokens (e.g. an ``email`` Weaviate can use as
-    username); ``audience`` adds audiences to every token it gets (``aud`` is then a list).
-    """
-
-    secret: str | None = field(default=None, repr=False)
-    claims: dict[str, Any] = field(default_factory=dict)
-    groups: list[str] = field(default_factory=list)
-    audience: tuple[str, ...] = ()
-
-
-@dataclass
-class IdPConfig:
-    """``endpoint_base``, when set, is where the discovery document says the token and
-    revocation endpoints are (a provider behind a gateway that names another host);
-    the issuer stays the provider's own URL."""
-
-    users: dict[str, IdPUser] = field(default_factory=dict)
-    clients: dict[str, IdPClient] = field(default_factory=dict)
-    access_token_lifetime: int = 300
-    refresh_token_lifetime: int = 3600
-    token_delay: float = 0.0
-    #: seconds added to every request (a network's round trip, for benchmarks)
-    delay: float = 0.0
-    advertise_revocation: bool = True
-    advertise_grant_types: bool = True
-    endpoint_base: str | None = None
 
 
 @dataclass
@@ -79,14 +48,6 @@ class _RefreshGrant:
     client_id: str
     scopes: tuple[str, ...]
     expires_at: float
-
-
-class OAuthError(Exception):
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(description)
-        self.status = status
-        self.error = error
-        self.description = description
 
 
 class IdentityProvider:
@@ -104,6 +65,18 @@ class IdentityProvider:
         self.discovery_calls = 0
         self.jwks_calls = 0
         self.reset_stats()
+        self.interactions = Interactions(self.config.interactive, self._redirect_uris)
+
+    def _redirect_uris(self, client_id: str) -> tuple[str, ...] | None:
+        client = self.config.clients.get(client_id)
+        return None if client is None else client.redirect_uris
+
+    def set_enabled(self, username: str, enabled: bool) -> None:
+        """Disable (or enable again) a user: a disabled user cannot sign in or refresh,
+        and their provider sessions end."""
+        self.config.users[username].enabled = enabled
+        if not enabled:
+            self.interactions.end_sessions(username)
 
     @property
     def issuer(self) -> str:
@@ -251,8 +224,22 @@ class IdentityProvider:
         }
         if self.config.advertise_revocation:
             doc["revocation_endpoint"] = base + "/revoke"
+        grants = list(GRANTS)
+        if self.config.advertise_browser_flows:
+            doc.update(
+                authorization_endpoint=self.url + "/authorize",
+                device_authorization_endpoint=base + "/device/code",
+                userinfo_endpoint=base + "/userinfo",
+                end_session_endpoint=self.url + "/logout",
+                code_challenge_methods_supported=["S256"],
+                response_modes_supported=["query"],
+                claims_supported=["sub", "iss", "aud", "exp", "iat", "nonce", "email", "preferred_username"],
+                authorization_response_iss_parameter_supported=True,
+            )
+        else:
+            grants = [g for g in grants if g not in ("authorization_code", DEVICE_GRANT)]
         if self.config.advertise_grant_types:
-            doc["grant_types_supported"] = list(GRANTS)
+            doc["grant_types_supported"] = grants
         return doc
 
     def token(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> dict[str, Any]:
@@ -269,7 +256,64 @@ class IdentityProvider:
         if grant_type == "client_credentials":
             scopes = [s for s in scopes if s != "offline_access"]
             return self._response(self._client_claims(client_id, client, scopes), scopes, None)
+        if grant_type == "authorization_code":
+            return self._signed_in(self.interactions.redeem_code(form, client_id))
+        if grant_type == DEVICE_GRANT:
+            return self._signed_in(self.interactions.poll_device(form, client_id))
         return self._refresh_grant(form, client_id)
+
+    def client_for(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> str:
+        """The calling client of the device authorization endpoint (secret checked)."""
+        return self._client(form, basic, need_secret=False)[0]
+
+    def is_public(self, client_id: str) -> bool:
+        client = self.config.clients.get(client_id)
+        return client is None or client.secret is None
+
+    def _signed_in(self, grant: CodeGrant | DeviceGrant) -> dict[str, Any]:
+        """Tokens for a browser sign-in: access token, id_token, and a refresh token
+        when ``offline_access`` was granted (and the user still may)."""
+        user = self.config.users.get(grant.username)
+        if user is None or not user.enabled:
+            raise OAuthError(400, "invalid_grant", "Account disabled")
+        scopes = list(grant.scopes)
+        if "offline_access" in scopes and not user.offline_access:
+            scopes.remove("offline_access")
+        claims = self._user_claims(grant.username, user, grant.client_id, scopes)
+        refresh = (grant.username, grant.client_id) if "offline_access" in scopes else None
+        body = self._response(claims, scopes, refresh)
+        if "openid" in scopes:
+            nonce = grant.nonce if isinstance(grant, CodeGrant) else None
+            body["id_token"] = self.id_token(grant.username, grant.client_id, grant.auth_time, nonce, body)
+        return body
+
+    def id_token(
+        self, username: str, client_id: str, auth_time: int, nonce: str | None, body: Mapping[str, Any]
+    ) -> str:
+        user = self.config.users[username]
+        claims = self._user_claims(username, user, client_id, ["openid"])
+        claims.pop("scope", None)
+        claims.update(typ="ID", aud=client_id, auth_time=auth_time)
+        digest = hashlib.sha256(str(body["access_token"]).encode()).digest()
+        claims["at_hash"] = base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+        if nonce is not None:
+            claims["nonce"] = nonce
+        return self._sign(claims)
+
+    def userinfo(self, access_token: str) -> dict[str, Any]:
+        """Claims of a valid access token's user (OIDC Core 5.3)."""
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet
+
+        try:
+            token = jwt.decode(access_token, KeySet(list(self.keys)), algorithms=["RS256"])
+        except (JoseError, ValueError):
+            raise OAuthError(401, "invalid_token", "Token verification failed") from None
+        claims = token.claims
+        if claims.get("iss") != self.issuer or float(claims.get("exp", 0)) <= time.time():
+            raise OAuthError(401, "invalid_token", "Token is not active")
+        keep = ("sub", "preferred_username", "email", "groups", "name")
+        return {k: claims[k] for k in keep if k in claims}
 
     def _client(
         self, form: Mapping[str, str], basic: tuple[str, str] | None, need_secret: bool
@@ -292,19 +336,27 @@ class IdentityProvider:
         username, password = form.get("username"), form.get("password")
         if not username or password is None:
             raise OAuthError(400, "invalid_request", "Missing parameter: username or password")
-        user = self.config.users.get(username)
-        # compare anyway so unknown users and wrong passwords take the same time
-        given = password.encode()
-        ok = hmac.compare_digest(given, (user.password if user else secrets.token_hex(16)).encode())
-        if user is None or not ok:
-            raise OAuthError(400, "invalid_grant", "Invalid user credentials")
-        if not user.enabled:
-            raise OAuthError(400, "invalid_grant", "Account disabled")
+        error = self.check_password(username, password)
+        if error is not None:
+            raise OAuthError(400, "invalid_grant", _GRANT_ERRORS[error])
+        user = self.config.users[username]
         if "offline_access" in scopes and not user.offline_access:
             scopes = [s for s in scopes if s != "offline_access"]
         refresh = "offline_access" in scopes
         claims = self._user_claims(username, user, client_id, scopes)
         return self._response(claims, scopes, (username, client_id) if refresh else None)
+
+    def check_password(self, username: str, password: str) -> str | None:
+        """None when the user may sign in, else the message the login page shows."""
+        user = self.config.users.get(username)
+        # compare anyway so unknown users and wrong passwords take the same time
+        given = password.encode()
+        ok = hmac.compare_digest(given, (user.password if user else secrets.token_hex(16)).encode())
+        if user is None or not ok:
+            return BAD_PASSWORD
+        if not user.enabled:
+            return DISABLED
+        return None
 
     def _refresh_grant(self, form: Mapping[str, str], client_id: str) -> dict[str, Any]:
         value = form.get("refresh_token")
@@ -363,91 +415,9 @@ class IdentityProvider:
                 (r"/jwks", _Jwks, {"idp": self}),
                 (r"/token", _Token, {"idp": self}),
                 (r"/revoke", _Revoke, {"idp": self}),
+                *browser_routes(self),
                 (r"/_sandbox/stats", _Stats, {"idp": self}),
                 (r"/_sandbox/reset-stats", _ResetStats, {"idp": self}),
             ],
             log_function=log_request,
         )
-
-
-class _Handler(BaseHandler):
-    def initialize(self, idp: IdentityProvider) -> None:
-        self.idp = idp
-        self._started = time.monotonic()
-
-    async def prepare(self) -> None:
-        if self.idp.config.delay > 0:
-            await asyncio.sleep(self.idp.config.delay)
-
-    def on_finish(self) -> None:
-        if not self.request.path.startswith("/_sandbox"):
-            self.idp.record_span(self.request.path, self._started, time.monotonic())
-
-    def form(self) -> dict[str, str]:
-        return {name: self.get_body_argument(name) for name in self.request.body_arguments}
-
-    def basic_auth(self) -> tuple[str, str] | None:
-        header = self.request.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            return None
-        try:
-            decoded = base64.b64decode(header[6:], validate=True).decode()
-        except ValueError:
-            return None
-        client_id, _, secret = decoded.partition(":")
-        return unquote(client_id), unquote(secret)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = "invalid_request" if status_code < 500 else "server_error"
-        self.send_json(status_code, {"error": error, "error_description": f"HTTP {status_code}"})
-
-    def oauth_error(self, exc: OAuthError) -> None:
-        self.set_header("Cache-Control", "no-store")
-        self.send_json(exc.status, {"error": exc.error, "error_description": exc.description})
-
-
-class _Discovery(_Handler):
-    def get(self) -> None:
-        self.idp.count("discovery")
-        self.send_json(200, self.idp.discovery())
-
-
-class _Jwks(_Handler):
-    def get(self) -> None:
-        self.idp.count("jwks")
-        self.send_json(200, self.idp.jwks())
-
-
-class _Token(_Handler):
-    async def post(self) -> None:
-        form = self.form()
-        grant_type = form.get("grant_type", "")
-        self.idp.count(grant_type if grant_type in GRANTS else "other")
-        if self.idp.config.token_delay > 0:
-            await asyncio.sleep(self.idp.config.token_delay)
-        try:
-            body = self.idp.token(form, self.basic_auth())
-        except OAuthError as exc:
-            self.oauth_error(exc)
-            return
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Pragma", "no-cache")
-        self.send_json(200, body)
-
-
-class _Revoke(_Handler):
-    def post(self) -> None:
-        self.idp.count("revoke")
-        self.idp.revoke(self.form(), self.basic_auth())
-        self.send_empty(200)
-
-
-class _Stats(_Handler):
-    def get(self) -> None:
-        self.send_json(200, self.idp.stats())
-
-
-class _ResetStats(_Handler):
-    def post(self) -> None:
-        self.idp.reset_stats()
-        self.send_empty(204)

@@ -29,6 +29,7 @@ from tornado.httpserver import HTTPServer
 from ._http import base_url, check_loopback, serve
 from .grpc_api import serve_grpc, stop_grpc
 from .idp import IdentityProvider, IdPClient, IdPConfig, IdPUser
+from .idp_interactive import InteractiveSettings
 from .weaviate import WeaviateConfig, WeaviateDouble
 
 T = TypeVar("T")
@@ -320,6 +321,8 @@ class Sandbox:
             refresh_token_lifetime=refresh_token_lifetime,
             token_delay=token_delay,
             delay=delay,
+            # the browser flows send users back to whichever local Jupyter server asked
+            interactive=InteractiveSettings(allow_loopback_redirects=True),
         )
         weaviate = WeaviateConfig(
             version=version,
