@@ -612,6 +612,10 @@ class Hub:
     log_path: Path = Path()
     timings: dict[str, float] = field(default_factory=dict)
     kernels: list[Kernel] = field(default_factory=list)
+    #: appended to the generated jupyterhub_config.py (a test module's own hub set-up)
+    extra_config: str = ""
+    #: added to the hub's environment (e.g. JUPYTERHUB_CRYPT_KEY)
+    extra_env: dict[str, str] = field(default_factory=dict, repr=False)
 
     # -- addresses ---------------------------------------------------------------------------
     @property
@@ -748,7 +752,7 @@ class Hub:
             ]
         """
         path = hub_dir / "jupyterhub_config.py"
-        path.write_text(textwrap.dedent(config), encoding="utf-8")
+        path.write_text(textwrap.dedent(config) + textwrap.dedent(self.extra_config), encoding="utf-8")
         return path
 
     def write_admin_profiles(self) -> None:
@@ -780,7 +784,8 @@ class Hub:
 
     def start(self) -> None:
         t0 = time.monotonic()
-        self.proxy_port, self.hub_port = free_port(), free_port()
+        # preset ports are kept (a provider's registered redirect URI names the proxy's)
+        self.proxy_port, self.hub_port = self.proxy_port or free_port(), self.hub_port or free_port()
         self.driver_token = secrets.token_hex(32)
         self.namesake_token = secrets.token_hex(32)
         self.user_password = secrets.token_urlsafe(18)
@@ -795,6 +800,7 @@ class Hub:
             if not k.startswith(("WEAVIATE_", "JUPYTERHUB_", "JUPYTER_", "JPY_"))
         }
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])
+        env.update(self.extra_env)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "jupyterhub", "-f", str(config), "--log-level=INFO"],
@@ -863,27 +869,39 @@ class Hub:
         self.process = None
 
 
-@pytest.fixture(scope="module")
-def hub(hub_users: HubUsers, hub_venv: HubVenv, sandbox_session: Any, hub_matrix: Matrix) -> Iterator[Hub]:
-    workdir = Path(tempfile.mkdtemp(prefix="waw-hub-"))
-    workdir.chmod(0o711)  # users traverse to the admin files; the hub's own dir is 0700
-    running = Hub(users=hub_users, venv=hub_venv, workdir=workdir, sandbox=sandbox_session)
-    _RUNNING.append(running)
-    hub_matrix.timings["venv " + ("build" if hub_venv.built else "reuse")] = hub_venv.seconds
+@contextlib.contextmanager
+def running_hub(prepared: Hub, matrix: Matrix, log_name: str = "hub.log") -> Iterator[Hub]:
+    """Start ``prepared`` (its servers ready), yield it, stop it; its log is copied to
+    ``artefacts/<log_name>`` and its work directory removed."""
+    _RUNNING.append(prepared)
+    matrix.timings["venv " + ("build" if prepared.venv.built else "reuse")] = prepared.venv.seconds
     try:
         try:
-            running.start()
+            prepared.start()
         except Exception as exc:
-            raise RuntimeError(f"{exc}\n--- hub log ---\n{running.log_since(0)}") from exc
-        hub_matrix.timings.update(running.timings)
-        yield running
+            raise RuntimeError(f"{exc}\n--- hub log ---\n{prepared.log_since(0)}") from exc
+        matrix.timings.update(prepared.timings)
+        yield prepared
     finally:
-        running.stop()
-        _RUNNING.remove(running)
-        if running.log_path.exists():
+        prepared.stop()
+        _RUNNING.remove(prepared)
+        if prepared.log_path.exists():
             ARTEFACTS.mkdir(exist_ok=True)
-            shutil.copyfile(running.log_path, ARTEFACTS / "hub.log")
-        shutil.rmtree(workdir, ignore_errors=True)
+            shutil.copyfile(prepared.log_path, ARTEFACTS / log_name)
+        shutil.rmtree(prepared.workdir, ignore_errors=True)
+
+
+def hub_workdir() -> Path:
+    workdir = Path(tempfile.mkdtemp(prefix="waw-hub-"))
+    workdir.chmod(0o711)  # users traverse to the admin files; the hub's own dir is 0700
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def hub(hub_users: HubUsers, hub_venv: HubVenv, sandbox_session: Any, hub_matrix: Matrix) -> Iterator[Hub]:
+    prepared = Hub(users=hub_users, venv=hub_venv, workdir=hub_workdir(), sandbox=sandbox_session)
+    with running_hub(prepared, hub_matrix) as running:
+        yield running
 
 
 _LOG_OFFSETS = pytest.StashKey[dict[int, int]]()
