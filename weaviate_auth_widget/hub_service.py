@@ -39,6 +39,8 @@ from .tokens import _jwt_claims, jwt_expiry
 log = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(10.0)
+#: the address to listen on when not the host of JUPYTERHUB_SERVICE_URL (e.g. 0.0.0.0)
+BIND_ENV = "WEAVIATE_AUTH_HUB_SERVICE_BIND"
 
 
 class HubServiceError(Exception):
@@ -176,8 +178,10 @@ def main(environ: Mapping[str, str] | None = None) -> None:  # pragma: no cover 
     logging.basicConfig(level=logging.INFO, format="[weaviate-auth hub service] %(message)s")
     tokens = HubTokens(env["JUPYTERHUB_API_URL"], env["JUPYTERHUB_API_TOKEN"])
     bind = urlsplit(env.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
+    # in a pod the URL names the Kubernetes Service, which the pod cannot bind to
+    host = env.get(BIND_ENV) or bind.hostname or "127.0.0.1"
     app = make_app(tokens, env.get("JUPYTERHUB_SERVICE_PREFIX", "/"))
-    app.listen(bind.port or 80, bind.hostname or "127.0.0.1")
+    app.listen(bind.port or 80, host)
     log.info("listening on %s", bind.geturl())
     ioloop.IOLoop.current().start()
 

@@ -233,6 +233,7 @@ def test_the_session_outlives_several_token_expiries(
     kernel = kernel_for(sso_hub, sso_hub.users.a)
     assert "error" not in sign_in(kernel, "sso", sso_sandbox.weaviate_url)
     sso_sandbox.weaviate.reset()
+    sso_sandbox.idp.reset_stats()
     span = TOKEN_LIFETIME * 3.5
     result = kernel.run(
         f"""
@@ -251,6 +252,12 @@ result = who
     tokens = {r.token for r in sso_sandbox.weaviate.requests if r.username == sso_hub.users.a}
     assert len(tokens) >= 3, f"expected at least 3 distinct access tokens over {span}s, saw {len(tokens)}"
     assert all(r.status == 200 for r in sso_sandbox.weaviate.requests if r.path.endswith("own-info"))
+    # the hub renewed with the refresh token before expiry (hub_refresh's hook), without
+    # oauthenticator's default check of every token at the userinfo endpoint
+    assert sso_sandbox.idp.stats()["token"].get("refresh_token", 0) >= 2, sso_sandbox.idp.stats()
+    assert not [s for s in sso_sandbox.idp.spans if s[0].endswith("/userinfo")], (
+        "the hub asked the userinfo endpoint"
+    )
 
 
 def test_a_visitor_on_a_shared_server_gets_no_token(
