@@ -616,6 +616,9 @@ class Hub:
     extra_config: str = ""
     #: added to the hub's environment (e.g. JUPYTERHUB_CRYPT_KEY)
     extra_env: dict[str, str] = field(default_factory=dict, repr=False)
+    #: start A's and B's servers with the hub (else the test calls ``spawn_servers``: with
+    #: an OpenID login, oauthenticator refreshes auth before a spawn, so users log in first)
+    spawn_at_start: bool = True
 
     # -- addresses ---------------------------------------------------------------------------
     @property
@@ -815,6 +818,11 @@ class Hub:
         self.timings["hub start"] = time.monotonic() - t0
         for name in (self.users.a, self.users.b, self.users.admin):
             self.tokens[name] = self.new_token(name, "hub tests")
+        if self.spawn_at_start:
+            self.spawn_servers()
+
+    def spawn_servers(self) -> None:
+        """Start A's and B's servers and wait until both are ready."""
         t1 = time.monotonic()
         for name in (self.users.a, self.users.b):
             reply = self.hub_api("POST", f"users/{name}/server")

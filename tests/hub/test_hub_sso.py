@@ -138,6 +138,9 @@ def sso_hub(hub_users: HubUsers, hub_venv: HubVenv, sso_sandbox: Any, hub_matrix
     )
     prepared.extra_config = sso_config(prepared, sso_sandbox, free_port())
     prepared.extra_env = {"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)}
+    prepared.spawn_at_start = (
+        False  # oauthenticator refreshes auth before a spawn (refresh_pre_spawn): log in first
+    )
     with running_hub(prepared, hub_matrix, "hub-sso.log") as running:
         yield running
 
@@ -172,6 +175,7 @@ def logged_in(sso_hub: Hub, sso_sandbox: Any) -> dict[str, Any]:
     for user in (sso_hub.users.a, sso_hub.users.b):
         state = sso_hub.user_model(user).get("auth_state") or {}
         assert state.get("access_token") and state.get("refresh_token"), f"{user}: no tokens in auth_state"
+    sso_hub.spawn_servers()
     return pages
 
 
