@@ -393,14 +393,8 @@ class AuthService:
         self._invalidate_secrets()
         self.watch.ended(name)
         refresh = (state.refresh_token if state else None) or self._secret(profile, "refresh_token")
-        if refresh and state and state.provider:
-            try:
-                self.policy.check_url(profile.url)
-                self._check_provider(state.provider, host_of(profile.url))
-            except PolicyRefused as exc:
-                log.warning("not revoking the login of profile %s: %s", name, exc.reason)
-            else:
-                oidc.revoke(self.client, state.provider, refresh, state.client_id, "refresh_token")
+        if refresh:
+            self._revoke(profile, state or _LoginState(), refresh)
         self._del_secret(profile, "refresh_token")
         log.info("logged out profile %s", name)
 
@@ -577,6 +571,22 @@ class AuthService:
         assert state.provider is not None
         self._check_provider(state.provider, host_of(profile.url))
         return state.provider
+
+    def _revoke(self, profile: Profile, state: _LoginState, refresh: str) -> None:
+        """Best-effort revocation at the provider, discovered first when this process never
+        logged in (a logout from another process, the terminal); never past the policy."""
+        try:
+            self.policy.check_url(profile.url)
+            if state.provider is None:
+                self._discover(profile, state)
+            assert state.provider is not None
+            self._check_provider(state.provider, host_of(profile.url))
+        except PolicyRefused as exc:
+            log.warning("not revoking the login of profile %s: %s", profile.name, exc.reason)
+        except WeaviateAuthError as exc:
+            log.warning("could not revoke the login of profile %s: %s", profile.name, exc.reason)
+        else:
+            oidc.revoke(self.client, state.provider, refresh, state.client_id, "refresh_token")
 
     def _check_provider(self, prov: oidc.Provider, cluster_host: str) -> None:
         """Every provider URL a credential goes to: an allowed issuer, https unless loopback."""
