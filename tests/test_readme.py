@@ -32,6 +32,8 @@ NOT_RUN = {
     "tests/test_first_run.py runs what it runs (scripts/run.sh) twice in a row",
     "make test ": "is this test suite (and installs system packages); CI runs it",
 }
+#: The first line of the block run in a terminal by ``test_the_terminal_block_runs_in_a_terminal``.
+TERMINAL_BLOCK = "# log in (creating the profile)"
 #: Blocks that run but fail today, by a marker in their text: the test fails once they work,
 #: so the entry is dropped then.
 KNOWN_BROKEN: dict[str, str] = {}
@@ -93,7 +95,7 @@ def test_every_block_is_run_or_says_why() -> None:
     found = FENCE.findall(README.read_text())
     assert {lang for lang, _ in found} <= {"python", "bash", ""}  # "": the layout tree, not code
     for code in blocks("bash"):
-        assert any(code.startswith(first) for first in NOT_RUN), (
+        assert code.startswith(TERMINAL_BLOCK) or any(code.startswith(first) for first in NOT_RUN), (
             f"a bash block neither run nor listed:\n{code}"
         )
     assert len(blocks("python")) >= 5
@@ -143,4 +145,55 @@ def test_magic_blocks_run_in_a_kernel(
     for secret in secrets_of(sandbox):
         assert secret not in outputs
     assert [p.name for p in service.profiles.list()] == ["lab"]  # --forget prod removed prod
+    service.close()
+
+
+def test_the_terminal_block_runs_in_a_terminal(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The `weaviate-auth` block, as written, in bash under a pseudo-terminal: the hidden
+    prompts get the reader's answers; `weaviate-auth` is the package's command."""
+    import io
+    import os
+
+    import pexpect
+
+    (code,) = [c for c in blocks("bash") if c.startswith(TERMINAL_BLOCK)]
+    creds = sandbox.credentials
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "weaviate-auth"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m weaviate_auth_widget.cli "$@"\n')
+    shim.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEAVIATE_", "JUPYTER_", "JPY_"))}
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    env.update(
+        PATH=f"{bin_dir}:{env['PATH']}",
+        PYTHONPATH=str(README.parent),
+        HOME=str(tmp_path / "home"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),  # no Jupyter server: in-process
+        WEAVIATE_AUTH_DIR=str(tmp_path / "store"),
+        WEAVIATE_AUTH_STORE_BACKEND="file",
+        WEAVIATE_URL=sandbox.weaviate_url,
+        WEAVIATE_USER=creds.username,
+    )
+    child = pexpect.spawn(
+        "bash", ["--norc", "--noprofile", "-e", "-c", code], env=env, encoding="utf-8", timeout=60
+    )
+    child.logfile_read = screen = io.StringIO()  # everything the terminal shows
+    child.expect("API key: ")
+    child.sendline(creds.admin_api_key)
+    child.expect("Password: ")
+    child.sendline(creds.password)
+    child.expect(pexpect.EOF)
+    child.close()
+    shown = screen.getvalue()
+    assert child.exitstatus == 0, shown
+    for secret in secrets_of(sandbox):
+        assert secret not in shown
+    assert shown.count(f"Logged in to {sandbox.weaviate_url} as admin") == 3  # prod, ci, prod again
+    assert f"user:     {creds.username}" in shown
+    assert '"classes"' in shown and f'"version":"{sandbox.weaviate_config.version}"' in shown
+    assert "reader" in shown  # keys list: the static user of the read-only key
+    store = tmp_path / "store"
+    service = AuthService(directory=store, secrets=SecretStore("file", directory=store))
+    assert {p.name for p in service.profiles.list()} == {"prod", "ci"}
     service.close()

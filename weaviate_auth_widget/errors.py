@@ -130,6 +130,32 @@ class BrokerUnavailable(WeaviateAuthError):
     http_status = 503
 
 
+class NotSupported(WeaviateAuthError):
+    """The cluster has no such feature (database users before Weaviate 1.30, or switched off)."""
+
+    code = "not_supported"
+    http_status = 409
+
+
+class UserNotFound(WeaviateAuthError):
+    code = "user_not_found"
+    http_status = 404
+
+
+class UserConflict(WeaviateAuthError):
+    """The user already exists, or is already (in)active."""
+
+    code = "user_conflict"
+    http_status = 409
+
+
+class UserRefused(WeaviateAuthError):
+    """The cluster never allows this for this user (static, root, your own, a bad name)."""
+
+    code = "user_refused"
+    http_status = 422
+
+
 def _all_error_classes() -> dict[str, type[WeaviateAuthError]]:
     found: dict[str, type[WeaviateAuthError]] = {}
     stack: list[type[WeaviateAuthError]] = [WeaviateAuthError]

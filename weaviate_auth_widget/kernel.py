@@ -50,8 +50,9 @@ from .transport import USER_AGENT, HttpSettings
 from .urls import is_loopback_host
 
 if TYPE_CHECKING:
+    from .backend import AuthBackend
     from .identity import Identity
-    from .service import AuthService
+    from .kernel_keys import BrokerKeys
     from .session import AsyncWeaviateSession, WeaviateSession
 
 log = logging.getLogger(__name__)
@@ -532,6 +533,13 @@ class BrokerClient:
         self._request("POST", _profile_path(name, "logout"))
         self.watch.ended(name)
 
+    @property
+    def keys(self) -> BrokerKeys:
+        """Key management (database users) run by the broker: see :mod:`.kernel_keys`."""
+        from .kernel_keys import BrokerKeys
+
+        return BrokerKeys(self._request)
+
     def token_source(self, name: str) -> _BrokerTokenSource:
         validate_name(name)
         source = _BrokerTokenSource(lambda rejected: self.token(name, rejected=rejected))
@@ -809,14 +817,14 @@ def _identity_from_json(data: Mapping[str, Any]) -> Identity:
 
 # -- choosing a backend ----------------------------------------------------------------
 _choice_lock = threading.Lock()
-_chosen: AuthService | BrokerClient | None = None
+_chosen: AuthBackend | None = None
 _broker: BrokerClient | None = None
 _in_process_reason = "no Jupyter server extension found"
 #: the URL whose listener last failed to prove it is the broker (for the mode line)
 _impostor_at: str | None = None
 
 
-def get_backend(prefer: Prefer = "auto") -> AuthService | BrokerClient:
+def get_backend(prefer: Prefer = "auto") -> AuthBackend:
     """The broker when one is found and answers, else the in-process ``AuthService``.
 
     ``prefer="broker"`` raises :class:`BrokerUnavailable` instead of falling back;
@@ -900,7 +908,7 @@ def current_mode() -> str:
     return get_backend().mode
 
 
-def describe_mode(backend: AuthService | BrokerClient | None = None) -> str:
+def describe_mode(backend: AuthBackend | None = None) -> str:
     """The line the UI shows about where secrets live, for ``backend`` (default: the chosen one)."""
     if backend is None:
         backend = get_backend()

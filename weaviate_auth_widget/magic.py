@@ -67,6 +67,7 @@ class WeaviateAuthMagics(Magics):  # type: ignore[misc]
     @argument("--whoami", action="store_true", help="show who the bound session is signed in as")
     @argument("--logout", metavar="PROFILE", help="log a profile out (revokes its refresh token)")
     @argument("--forget", metavar="PROFILE", help="delete a profile and every secret kept for it")
+    @argument("--keys", metavar="PROFILE", help="manage the cluster's database users (API keys) as PROFILE")
     @argument(
         "--terminal",
         action="store_true",
@@ -116,6 +117,8 @@ class WeaviateAuthMagics(Magics):  # type: ignore[misc]
                 print(f"There is no saved profile named {args.forget!r}.")
             return None
         terminal = args.terminal or not widgets_render(self.shell)
+        if args.keys:
+            return self._keys(backend, args.keys, terminal)
         if args.profile:
             try:
                 identity = backend.login(args.profile)
@@ -141,11 +144,21 @@ class WeaviateAuthMagics(Magics):  # type: ignore[misc]
         self._bind(variable, identity, session)
 
     def _panel(self, backend: Any, variable: str, profile: str | None = None) -> Any:
+        from .keys_panel import attach_keys
         from .widget import LoginPanel
 
         panel = LoginPanel(backend, profile=profile)
         panel.on_login(lambda session: self._namespace.__setitem__(variable, session))
+        attach_keys(panel, backend)
         return panel
+
+    def _keys(self, backend: Any, profile: str, terminal: bool) -> Any:
+        from .keys_panel import KeysPanel, keys_text
+
+        if terminal:
+            print(keys_text(backend, profile))
+            return None
+        return KeysPanel(backend, profile)
 
 
 def _profile_table(views: list[dict[str, Any]]) -> Any:

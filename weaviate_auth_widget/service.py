@@ -38,6 +38,7 @@ from .transport import HttpSettings
 from .urls import host_of
 
 if TYPE_CHECKING:
+    from .keys import KeyManager
     from .secrets import SecretStore
 
 log = logging.getLogger(__name__)
@@ -419,6 +420,31 @@ class AuthService:
                 oidc.revoke(self.client, state.provider, refresh, state.client_id, "refresh_token")
         self._del_secret(profile, "refresh_token")
         log.info("logged out profile %s", name)
+
+    def replace_key(self, name: str, value: str) -> None:
+        """The API key of ``name`` was rotated: keep the new one in place (same store,
+        same profile) and hand it out from now on; sessions holding the old one get it
+        on their next request (their cached token is dropped)."""
+        profile = self.get_profile(name)
+        if profile.method != "api_key":
+            raise WrongMethod(f"Profile {name!r} does not log in with an API key.")
+        _validate_secrets(profile, {"api_key": value})
+        self._put_secret(profile, "api_key", value)
+        state = self._states.get(name)
+        if state is not None:
+            with state.lock:
+                if state.url == profile.url:
+                    state.access = Token(value)
+        self._invalidate_secrets()
+        self.watch.renewed(name)
+        log.info("replaced the API key of profile %s", name)
+
+    @property
+    def keys(self) -> KeyManager:
+        """Database users (create, rotate, deactivate ...) of the clusters profiles log in to."""
+        from .keys import KeyManager
+
+        return KeyManager(self)
 
     def _check_not_logged_out(self, name: str) -> None:
         if name in self._logged_out:

@@ -17,8 +17,9 @@ import httpx
 from . import client as official
 from . import cluster
 from .bearer import WeaviateAuth
+from .cli_curl import shell_command
 from .closing import close_at_loop_end
-from .errors import UnexpectedResponse
+from .errors import UnexpectedResponse, WeaviateAuthError
 from .identity import Identity
 from .tokens import TokenSource
 from .transport import HttpSettings, unreachable
@@ -66,6 +67,16 @@ class _SessionMixin:
     def auth_headers(self) -> dict[str, str]:
         """Headers besides Authorization that this session adds (module keys: secret)."""
         return self._weaviate_auth.extra_headers()
+
+    def curl(self, path: str, *options: str) -> str:
+        """The shell line that runs curl on ``path`` with this session's login through
+        ``weaviate-auth curl``: the profile's name, never a secret, so it can be pasted."""
+        if self.identity is None:
+            raise WeaviateAuthError(
+                "This session was made without a profile, so no command line can name its login.",
+                fix="Make it from a saved profile (service.session(name), %weaviate_auth NAME).",
+            )
+        return shell_command(self.identity.profile, path, *options)
 
     def _describe(self) -> str:
         ident = self.identity

@@ -223,6 +223,13 @@ class LoginWatch:
         with self._lock:
             self._listeners.append(ref)
 
+    def renewed(self, name: str) -> None:
+        """Profile ``name``'s credential was replaced: every source for it forgets its token."""
+        with self._lock:
+            sources = list(self._sources.get(name, ()))
+        for source in sources:
+            source.invalidate()
+
     def ended(self, name: str) -> None:
         """Profile ``name`` logged out: every source for it drops its token; listeners hear it."""
         with self._lock:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -102,19 +102,12 @@ class ConnectButton:
         self._panel.connect()
 
 
-#: (panel) -> widget: extra sections shown under the panel (``LoginPanel.sections``)
-Section = Callable[["LoginPanel"], Any]
-
-
 class LoginPanel(w.VBox):  # type: ignore[misc]
     """Pick a saved profile or enter a cluster URL, choose a method, connect.
 
     ``panel.session`` is the ``WeaviateSession`` after a login; ``panel.on_login(cb)``
     calls ``cb(session)`` after each one.
     """
-
-    #: factories of extra sections (their own modules) appended under the status card
-    sections: ClassVar[list[Section]] = []
 
     def __init__(
         self,
@@ -202,7 +195,6 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
                 buttons,
                 self.confirm_box,
                 self.status,
-                *(section(self) for section in self.sections),
             ],
             layout=w.Layout(max_width="600px"),
         )

@@ -64,6 +64,12 @@ def extra_config() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
+def audit_path(tmp_path: Path) -> Path:
+    """Where a test that turns the audit log on (``broker_config``) finds it."""
+    return tmp_path / "audit" / "weaviate-auth.jsonl"
+
+
+@pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     path = tmp_path / "store"
     path.mkdir(mode=0o700)

@@ -17,11 +17,6 @@ from .conftest import secret_values
 
 
 @pytest.fixture
-def audit_path(tmp_path: Path) -> Path:
-    return tmp_path / "audit" / "weaviate-auth.jsonl"
-
-
-@pytest.fixture
 def broker_config(audit_path: Path) -> dict[str, Any]:
     return {"audit_log": str(audit_path)}
 

@@ -10,13 +10,20 @@ from typing import Any
 import pytest
 import yaml
 
-from weaviate_auth_widget.broker import handlers
+from weaviate_auth_widget.broker import handlers, keys_handlers
 from weaviate_auth_widget.profiles import Profile
 from weaviate_auth_widget.service import AuthService
 
 from .conftest import Reply, secret_values
 
 API_YAML = Path(handlers.__file__).with_name("api.yaml")
+ALL_HANDLERS = handlers.default_handlers + keys_handlers.keys_handlers
+
+
+def documented(pattern: str) -> str:
+    """A route's regex as api.yaml writes its path: ``{name}``, ``{user}``, ``{action}``."""
+    path = re.sub(r"\\.", ".", pattern).replace("([^/]+)", "{name}", 1).replace("([^/]+)", "{user}", 1)
+    return re.sub(r"\([a-z|-]+\)", "{action}", path)
 
 
 def assert_no_secret(reply: Reply, values: list[str]) -> None:
@@ -181,13 +188,10 @@ def test_openapi_document_matches_the_routes(api: Any, jp_base_url: str) -> None
     shipped = yaml.safe_load(API_YAML.read_text())
     assert served["paths"] == shipped["paths"]
 
-    routes = {
-        re.sub(r"\\.", ".", pattern).replace("([^/]+)", "{name}") for pattern, _ in handlers.default_handlers
-    }
-    documented = {"/weaviate-auth/api" + path for path in shipped["paths"]}
-    assert routes == documented
-    for pattern, handler in handlers.default_handlers:
-        path = re.sub(r"\\.", ".", pattern).replace("([^/]+)", "{name}").removeprefix("/weaviate-auth/api")
+    routes = {documented(pattern) for pattern, _ in ALL_HANDLERS}
+    assert routes == {"/weaviate-auth/api" + path for path in shipped["paths"]}
+    for pattern, handler in ALL_HANDLERS:
+        path = documented(pattern).removeprefix("/weaviate-auth/api")
         methods = {m.upper() for m in shipped["paths"][path] if m != "parameters"}
         assert set(handler.SUPPORTED_METHODS) - {"OPTIONS"} == methods, path
 
@@ -196,7 +200,7 @@ def test_every_handler_method_is_authenticated(jp_serverapp: Any, broker: Any) -
     """Every route but ``proof`` (open on purpose: kernels ask it before they send the
     broker token; it answers an HMAC of their nonce and nothing else)."""
     web_app = jp_serverapp.web_app
-    for pattern, handler in handlers.default_handlers:
+    for pattern, handler in ALL_HANDLERS:
         assert web_app._check_handler_auth(pattern, handler) == [], pattern
         for method in handler.SUPPORTED_METHODS:
             if method != "OPTIONS":

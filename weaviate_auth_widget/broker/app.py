@@ -44,7 +44,7 @@ from ..paths import store_dir as default_store_dir
 from ..policy import Policy
 from ..secrets import BACKENDS, KEY_ENV, KEY_FILE_ENV, SecretStore
 from ..service import AuthService
-from . import handlers
+from . import handlers, keys_handlers
 from .admin import AdminProfileError, load_admin_profiles_file, resolve_admin_profiles
 from .audit import AuditLog
 from .auth import hub_owner, local_user, new_broker_token
@@ -379,6 +379,7 @@ class WeaviateAuthApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers.default_handlers)
+        self.handlers.extend(keys_handlers.keys_handlers)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Called by the server once it listens."""

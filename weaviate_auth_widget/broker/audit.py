@@ -83,6 +83,7 @@ class AuditLog:
         outcome: str,
         kernel: str | None = None,
         via: str | None = None,
+        target: str | None = None,
     ) -> None:
         """One line. ``outcome`` is ``ok`` or an error code; ``kernel`` a kernel id (if sane)."""
         entry: dict[str, str | None] = {
@@ -96,6 +97,8 @@ class AuditLog:
             entry["kernel"] = kernel
         if via:
             entry["via"] = via
+        if target:
+            entry["target"] = _clip(target)  # the database user acted on (a name, never a key)
         line = (json.dumps(entry, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
         with self._lock:
             try:

@@ -285,9 +285,13 @@ class BrokerHandler(APIHandler):
         else:
             super().log_exception(typ, value, tb)
 
+    def audit_action(self) -> str | None:
+        """What the audit log calls this request (None: not logged)."""
+        return self.actions.get(self.request.method or "")
+
     def on_finish(self) -> None:
         audit = self.broker.audit
-        action = self.actions.get(self.request.method or "")
+        action = self.audit_action()
         if audit is None or action is None:
             return
         status = self.get_status()
@@ -296,6 +300,7 @@ class BrokerHandler(APIHandler):
             user=self.user_name,
             profile=path_args[0] if path_args else None,
             action=action,
+            target=path_args[1] if path_args and len(path_args) > 1 else None,
             outcome="ok" if status < 400 else (self._error_code or f"http_{status}"),
             kernel=self.request.headers.get(KERNEL_HEADER),
             via="kernel" if self._via_kernel else "jupyter",

@@ -26,10 +26,12 @@ from typing import Any, TypeVar
 import grpc
 from tornado.httpserver import HTTPServer
 
+from . import users_api
 from ._http import base_url, check_loopback, serve
+from .db_users import USERS_SINCE
 from .grpc_api import serve_grpc, stop_grpc
 from .idp import IdentityProvider, IdPClient, IdPConfig, IdPUser
-from .weaviate import WeaviateConfig, WeaviateDouble
+from .weaviate import WeaviateConfig, WeaviateDouble, parse_version
 
 T = TypeVar("T")
 
@@ -205,7 +207,7 @@ class Sandbox:
         double = WeaviateDouble(config)
 
         async def start() -> str:
-            server, bound = serve(double.app(), self.host, port)
+            server, bound = serve(double.app(users_api.routes(double)), self.host, port)
             double.url = base_url(self.host, bound)
             self._servers[double.url] = server
             return double.url
@@ -332,6 +334,8 @@ class Sandbox:
             oidc_groups_claim="groups",
             oidc_scopes=["openid", "email"],
             rbac=True,
+            db_users_enabled=parse_version(version) >= USERS_SINCE,
+            root_users={creds.admin_user},
             roles={
                 creds.admin_user: ["admin"],
                 creds.readonly_user: ["viewer"],

@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from asyncio import Future
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from http.client import responses
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ from tornado.web import Application
 
 from . import data
 from ._http import TEXT, BaseHandler, log_request
+from .db_users import USERS_SINCE, DbUsers, KeyRejected
 from .oidc_check import ClaimMissing, OIDCRejected, TokenVerifier, looks_like_jwt
 
 MIN_VERSION = (1, 27, 0)
@@ -52,9 +54,13 @@ _WRITE = [
     {"action": "update_data", "data": {"collection": "*"}},
     {"action": "delete_data", "data": {"collection": "*"}},
 ]
+_USERS = [
+    {"action": action, "users": {"users": "*"}}
+    for action in ("read_users", "create_users", "update_users", "delete_users", "assign_and_revoke_users")
+] + [{"action": "read_roles", "roles": {"role": "*", "scope": "all"}}]
 ROLE_PERMISSIONS: dict[str, list[dict[str, Any]]] = {
-    "root": _READ + _WRITE,
-    "admin": _READ + _WRITE,
+    "root": _READ + _WRITE + _USERS,
+    "admin": _READ + _WRITE + _USERS,
     "viewer": _READ,
     "read-only": _READ,
 }
@@ -95,6 +101,10 @@ class WeaviateConfig:
     roles: dict[str, list[str]] = field(default_factory=dict)  # username -> role names
     group_roles: dict[str, list[str]] = field(default_factory=dict)  # group -> role names
     read_only_users: set[str] = field(default_factory=set)
+    #: ``AUTHENTICATION_DB_USERS_ENABLED`` (v1.30+)
+    db_users_enabled: bool = False
+    #: ``AUTHORIZATION_RBAC_ROOT_USERS``
+    root_users: set[str] = field(default_factory=set)
     ready: bool = True
     #: seconds added to every request, REST and gRPC (a network's round trip, for benchmarks)
     delay: float = 0.0
@@ -106,6 +116,8 @@ class WeaviateConfig:
             raise ValueError("Weaviate refuses RBAC together with anonymous access")
         if self.apikey_enabled and not self.api_keys:
             raise ValueError("apikey_enabled needs at least one key in api_keys")
+        if self.db_users_enabled and parse_version(self.version) < USERS_SINCE:
+            raise ValueError("database users exist from Weaviate 1.30 on")
         if self.oidc_enabled and not (self.oidc_client_id or self.oidc_skip_client_id_check):
             raise ValueError("oidc_enabled needs oidc_client_id (or oidc_skip_client_id_check)")
 
@@ -125,7 +137,7 @@ class WeaviateConfig:
 class Principal:
     username: str
     groups: list[str]
-    user_type: str  # "apikey" or "oidc"
+    user_type: str  # "apikey" (static key), "db_user" or "oidc"
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,7 @@ class WeaviateDouble:
         self._lock = threading.Lock()
         self._verifier: TokenVerifier | None = None
         self._verifier_key: tuple[Any, ...] = ()
+        self.db_users = DbUsers()
 
     # -- recording -------------------------------------------------------------------
 
@@ -254,9 +267,16 @@ class WeaviateDouble:
         for key, user in self.config.api_keys.items():
             if hmac.compare_digest(given, hashlib.sha256(key.encode()).digest()):
                 found = user
+        text = APIKEY_NEW if self.config.version_tuple >= NEW_APIKEY_TEXT_SINCE else APIKEY_OLD
+        if found is None and self.config.db_users_enabled:
+            try:
+                db_user = self.db_users.check_key(token)
+            except KeyRejected as exc:
+                raise AuthFailure(401, f"{text}: {exc}") from None
+            if db_user is not None:
+                return Principal(db_user.user_id, [], "db_user")
         if found is None:
-            new = self.config.version_tuple >= NEW_APIKEY_TEXT_SINCE
-            raise AuthFailure(401, APIKEY_NEW if new else APIKEY_OLD)
+            raise AuthFailure(401, text)
         return Principal(found, [], "apikey")
 
     def verifier(self) -> TokenVerifier:
@@ -285,10 +305,35 @@ class WeaviateDouble:
     # -- authorization ---------------------------------------------------------------
 
     def roles_of(self, principal: Principal) -> list[str]:
+        if principal.user_type == "db_user":
+            user = self.db_users.get(principal.username)
+            return list(user.roles) if user else []
         names = list(self.config.roles.get(principal.username, []))
         for group in principal.groups:
             names += self.config.group_roles.get(group, [])
         return list(dict.fromkeys(names))
+
+    def is_root(self, principal: Principal | None) -> bool:
+        return principal is not None and principal.username in self.config.root_users
+
+    def permissions_of(self, principal: Principal | None) -> list[dict[str, Any]]:
+        roles = self.roles_of(principal) if principal else []
+        return [p for role in roles for p in ROLE_PERMISSIONS.get(role, [])]
+
+    def may(self, principal: Principal | None, action: str) -> bool:
+        """Whether the caller may do ``action`` (RBAC roles, or the admin list without RBAC)."""
+        if self.is_root(principal):
+            return True
+        if not self.config.rbac:
+            name = principal.username if principal else "anonymous"
+            return action.startswith("read_") or name not in self.config.read_only_users
+        return any(p["action"] == action for p in self.permissions_of(principal))
+
+    def forbidden_text(self, principal: Principal | None, action: str, resource: str) -> str:
+        """Weaviate's 403 message; ``resource`` like ``[Domain: users, User: x]``."""
+        name = principal.username if principal else "anonymous"
+        prefix = "rbac: " if self.config.rbac else ""
+        return f"{prefix}authorization, forbidden action: user '{name}' has insufficient permissions to {action} {resource}"
 
     def forbidden_write(self, principal: Principal | None, cls: str) -> str | None:
         """The 403 message when the principal may not create objects, else None."""
@@ -337,7 +382,8 @@ class WeaviateDouble:
         roles = [{"name": r, "permissions": ROLE_PERMISSIONS.get(r, [])} for r in self.roles_of(principal)]
         return {"username": principal.username, "groups": list(principal.groups), "roles": roles}
 
-    def app(self) -> Application:
+    def app(self, extra_routes: Sequence[tuple[str, type, dict[str, Any]]] = ()) -> Application:
+        """The server; ``extra_routes`` (e.g. :func:`.users_api.routes`) go before the sandbox's own."""
         args = {"double": self}
         return Application(
             [
@@ -350,6 +396,7 @@ class WeaviateDouble:
                 (r"/v1/graphql", _GraphQL, args),
                 (r"/v1/objects", _Objects, args),
                 (r"/v1/users/own-info", _OwnInfo, args),
+                *extra_routes,
                 (r"/_sandbox/requests", _SandboxRequests, args),
                 (r"/_sandbox/grpc-calls", _SandboxGrpcCalls, args),
                 (r"/_sandbox/reset", _SandboxReset, args),
