@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from .errors import ProfileNotFound, WeaviateAuthError, from_code
-from .login_form import LoginForm, broker_check
+from .login_form import ConnectButton, LoginForm, SecretField, broker_check
 from .profiles import (
     METHOD_LABELS,
     PRIMARY_SECRET,
@@ -58,48 +58,6 @@ def _aligned() -> Any:
 def _label(text: str) -> dict[str, Any]:
     # width auto, not 100%: the widget's own margin would push a 100% field past the panel's edge
     return {"description": text, "style": {"description_width": "110px"}, "layout": w.Layout(width="auto")}
-
-
-class SecretField:
-    """A secret input's kernel side: ``value`` for scripts and the one fallback message,
-    ``placeholder`` for the view. A plain attribute, never a trait: nothing syncs."""
-
-    __slots__ = ("label", "placeholder", "value")
-
-    def __init__(self, label: str, placeholder: str = "") -> None:
-        self.label = label
-        self.placeholder = placeholder
-        self.value = ""
-
-    def __repr__(self) -> str:
-        return f"SecretField({self.label!r}, {'set' if self.value else 'empty'})"
-
-
-class ConnectButton:
-    """``panel.connect_button``: the Connect button drawn by the form's view."""
-
-    def __init__(self, panel: LoginPanel) -> None:
-        self._panel = panel
-        self.icon = "plug"
-
-    @property
-    def disabled(self) -> bool:
-        return bool(self._panel.form.disabled)
-
-    @disabled.setter
-    def disabled(self, value: bool) -> None:
-        self._panel.form.disabled = bool(value)
-
-    @property
-    def description(self) -> str:
-        return str(self._panel.form.label)
-
-    @description.setter
-    def description(self, value: str) -> None:
-        self._panel.form.label = value
-
-    def click(self) -> None:
-        self._panel.connect()
 
 
 class LoginPanel(w.VBox):  # type: ignore[misc]
