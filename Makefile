@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench lint system-deps hub-deps sandbox clean
+.PHONY: run test bench lint system-deps hub-deps browser-deps sandbox clean
 
 # uv (from PyPI, into the venv) installs the environment in seconds where pip takes about
 # a minute; where uv cannot be had, pip does it (editable installs need pip >= 21.3).
@@ -36,7 +36,10 @@ system-deps:
 hub-deps: $(TEST_STAMP)
 	bash scripts/hub-deps.sh $(VENV)
 
-test: $(TEST_STAMP) system-deps hub-deps
+browser-deps:
+	bash scripts/browser-deps.sh
+
+test: $(TEST_STAMP) system-deps hub-deps browser-deps
 	$(PY) -m ruff check weaviate_auth_widget tests bench
 	$(PY) -m mypy
 	$(PY) -m pytest -p no:cacheprovider -ra

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -456,3 +457,39 @@ def test_module_keys_travel_as_headers(service: AuthService, sandbox: Sandbox) -
         service.save_profile(profile, {"header:X-Cohere-Api-Key": "c"})
     with pytest.raises(Exception, match="control characters"):
         service.save_profile(profile, {"api_key": "abc\r\nX-Evil: 1"})
+
+
+def _kept(service: AuthService, kind: str) -> str | None:
+    """What the store holds (the file store on disk, read afresh) for profile ``p``."""
+    fresh = SecretStore("file", directory=service._directory)
+    return fresh.get("p", kind, scope=service.get_profile("p").secret_scope)
+
+
+@pytest.mark.parametrize("method", ["api_key", "password"])
+def test_a_failed_connect_stores_no_secret_and_keeps_the_profile(
+    tmp_path: Path, sandbox: Sandbox, method: str
+) -> None:
+    """``connect`` tries the secret in memory and stores it only once the login worked."""
+    service = make_service(tmp_path)
+    assert service._directory == tmp_path
+    creds = sandbox.credentials
+    wrong = "wrong-" + secrets.token_urlsafe(24)
+    if method == "api_key":
+        profile, kind, good = Profile(name="p", url=sandbox.weaviate_url), "api_key", creds.admin_api_key
+    else:
+        profile = Profile(name="p", url=sandbox.weaviate_url, method="password", username=creds.username)
+        kind, good = "password", creds.password
+    with pytest.raises(InvalidCredentials):
+        service.connect(profile, {kind: wrong})
+    assert service.get_profile("p").url == profile.url  # the non-secret fields stay, for a retry
+    assert service.describe("p")["has_secret"] is False
+    assert _kept(service, kind) is None
+    # a later failure keeps what a working login stored, and does not store the new try
+    assert service.connect(profile, {kind: good}).username
+    again = "wrong-" + secrets.token_urlsafe(24)
+    with pytest.raises(InvalidCredentials):
+        service.connect(profile, {kind: again})
+    assert _kept(service, kind) != again
+    if method == "api_key":  # (a password is traded for a refresh token: not kept at all)
+        assert _kept(service, kind) == good
+    service.close()

@@ -12,7 +12,7 @@ from ipywidgets.widgets.widget import _instances
 
 from weaviate_auth_widget import oidc
 from weaviate_auth_widget.policy import Policy
-from weaviate_auth_widget.profiles import Profile
+from weaviate_auth_widget.profiles import Profile, default_name
 from weaviate_auth_widget.sandbox import Sandbox
 from weaviate_auth_widget.secrets import SecretStore
 from weaviate_auth_widget.service import AuthService
@@ -104,6 +104,8 @@ def test_errors_name_cause_and_fix_and_leave_no_session(
     panel.password.value = "p"
     assert panel.connect() is None
     assert "does not accept username &amp; password" in panel.status.value and "API key" in panel.status.value
+    assert panel.profiles.value == default_name(keys_only.url)  # the profile that exists now
+    panel.profiles.value = NEW_PROFILE
     panel.url.value = "not a url at all"
     panel.method.value = "api_key"
     panel.api_key.value = "k"
@@ -283,3 +285,41 @@ def test_the_hub_login_is_offered_first_where_the_hub_runs_its_service(
         profile="p", url=sandbox.weaviate_url, method="hub", server_version="1.33.2", username="ann"
     )
     assert "signed in with your hub login" in identity_card(who)
+
+
+def test_a_token_under_a_minute_is_shown_in_seconds_not_as_expired() -> None:
+    import time
+
+    from weaviate_auth_widget.identity import Identity
+    from weaviate_auth_widget.widget_cards import identity_card
+
+    def expiry(seconds: float) -> str:
+        ident = Identity(
+            "p", "https://x.example", "password", "1.33.2", "ada", expires_at=time.time() + seconds
+        )
+        return identity_card(ident)
+
+    assert "token valid 0 min" not in expiry(45) and "token valid 4" in expiry(45)  # 44 or 45 s
+    assert " s" in expiry(45)
+    assert "token valid 1 s" in expiry(0.2)  # just issued: valid, never "0"
+    assert "token valid 5 min" in expiry(5 * 60 + 30)
+
+
+def test_the_key_fix_names_weaviate_cloud_only_for_its_clusters() -> None:
+    from weaviate_auth_widget.cluster import unauthorized
+
+    own = unauthorized("invalid api key", host="weaviate.internal.example:8080", method="api_key")
+    cloud = unauthorized("invalid api key", host="abc.c0.europe-west3.gcp.weaviate.cloud", method="api_key")
+    assert "Weaviate Cloud" not in str(own) and "administrator" in str(own)
+    assert "Weaviate Cloud console" in str(cloud)
+
+
+def test_panel_secret_fields_are_not_widget_state(service: AuthService) -> None:
+    """What is typed (or set by a script) is never a trait of any widget of the panel."""
+    panel = LoginPanel(service)
+    panel.api_key.value = "typed-" + "s" * 20
+    panel.module_keys["X-OpenAI-Api-Key"].value = "sk-" + "o" * 20
+    state = all_widget_state(panel)
+    assert "paste your API key" in state  # the scan sees the form's state
+    assert "typed-" not in state and "sk-ooo" not in state
+    assert panel.form.fields == [{"kind": "api_key", "label": "API key", "placeholder": "paste your API key"}]

@@ -101,7 +101,11 @@ def unauthorized(message: str, *, host: str, method: str, profile: str | None = 
         return InvalidCredentials(
             f"The cluster at {host} refused the API key ({message or '401'}).",
             host=host,
-            fix="Check the key: copy it again from the Weaviate Cloud console or from your administrator.",
+            fix=(
+                "Check the key: copy it again from the Weaviate Cloud console."
+                if is_cloud(f"https://{host}")
+                else "Check the key: copy it again from wherever it was issued, or ask your administrator."
+            ),
         )
     return InvalidCredentials(
         f"The cluster at {host} refused the token ({message or '401'}).",

@@ -486,9 +486,13 @@ class BrokerClient:
         return profile_from_view(data)
 
     def connect(self, profile: Profile, secrets: Mapping[str, str]) -> Identity:
-        """Save then log in (the profile stays for a retry when the login fails)."""
-        self.save_profile(profile, secrets)
-        return self.login(profile.name)
+        """Save and log in in one request: the broker keeps the secrets only when the
+        login works (the profile stays for a retry when it fails)."""
+        body: dict[str, Any] = profile.to_json()
+        body.pop("name", None)
+        body["secrets"] = dict(secrets)
+        data = self._request("POST", _profile_path(profile.name, "connect"), body=body)
+        return _identity_from_json(self._json_object(data))
 
     def forget(self, name: str) -> bool:
         """Log out, delete the profile and every secret kept for it; False if unknown."""

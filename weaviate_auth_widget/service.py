@@ -328,9 +328,36 @@ class AuthService:
         return state.identity
 
     def connect(self, profile: Profile, secrets: Mapping[str, str], *, persist: bool = True) -> Identity:
-        """Save then log in, undoing nothing on failure: the profile stays for a retry."""
-        self.save_profile(profile, secrets, persist=persist)
-        return self.login(profile.name)
+        """Save the profile, log in with ``secrets`` held in memory, and keep them only
+        once the login worked: a rejected secret is never stored. The profile's
+        non-secret fields stay either way, for a retry."""
+        secrets = dict(secrets)
+        _validate_secrets(profile, secrets)
+        profile = self.save_profile(profile, persist=persist)
+        trial = {kind: (profile.secret_scope, value) for kind, value in secrets.items()}
+        with self._unit_lock:
+            self._volatile.update({(profile.name, kind): kept for kind, kept in trial.items()})
+            self._invalidate_secrets()
+        try:
+            identity = self.login(profile.name)
+        except BaseException:
+            self._settle_trial(profile, trial, keep=False)
+            raise
+        self._settle_trial(profile, trial, keep=True)
+        return identity
+
+    def _settle_trial(self, profile: Profile, trial: dict[str, tuple[str, str]], *, keep: bool) -> None:
+        """After a :meth:`connect` login: keep (store, when remembered) the trial secrets
+        the login left in memory, or drop them all. One the login consumed (a password
+        traded for a refresh token) stays gone."""
+        for kind, kept in trial.items():
+            with self._unit_lock:
+                if self._volatile.get((profile.name, kind)) != kept:
+                    continue  # consumed by the login, or replaced meanwhile
+                del self._volatile[(profile.name, kind)]
+                self._invalidate_secrets()
+            if keep:
+                self._put_secret(profile, kind, kept[1])
 
     def token(self, name: str, *, rejected: Token | None = None) -> Token:
         """A bearer token for ``name`` that stays fresh for a while; refreshes single-flight.

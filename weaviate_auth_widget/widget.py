@@ -1,21 +1,24 @@
-"""LoginPanel: the ipywidgets login form. It collects fields and shows results; the
-backend (the broker, or the in-process AuthService) does every bit of auth work.
+"""LoginPanel: the login form. It collects fields and shows results; the backend (the
+broker, or the in-process AuthService) does every bit of auth work.
 
-Secret fields are cleared the moment Connect is pressed, before any network call, so
-no secret stays in widget state — nor in a notebook saved with widget state.
+The non-secret fields are ipywidgets; the secret ones are plain DOM inputs of a
+:class:`~.login_form.LoginForm` (anywidget), never widget state. In broker mode the
+browser posts the secrets to the broker itself and this kernel hears only the profile
+name and the outcome; otherwise they arrive once, in one message on Connect. Scripts may
+still set ``panel.api_key.value`` & co.: those are plain Python attributes, never synced.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from .errors import ProfileNotFound, WeaviateAuthError
+from .errors import ProfileNotFound, WeaviateAuthError, from_code
+from .login_form import ConnectButton, LoginForm, SecretField, broker_check
 from .profiles import (
     METHOD_LABELS,
     PRIMARY_SECRET,
@@ -24,6 +27,7 @@ from .profiles import (
     free_name,
     kept_secret_covers,
     login_changes,
+    profile_from_view,
 )
 from .urls import host_of
 from .widget_cards import CSS, card, error_card, identity_card
@@ -100,16 +104,22 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self.advanced = w.Checkbox(
             value=False, description="Advanced: client credentials", indent=False, layout=_aligned()
         )
-        self.api_key = w.Password(placeholder="paste your API key", **_label("API key"))
+        self.api_key = SecretField("API key", "paste your API key")
         self.username = w.Text(placeholder="you@example.org", **_label("Username"))
-        self.password = w.Password(**_label("Password"))
+        self.password = SecretField("Password")
         self.client_id = w.Text(**_label("Client id"))
-        self.client_secret = w.Password(**_label("Client secret"))
-        self.module_keys = {header: w.Password(**_label(name)) for name, header in MODULE_KEYS}
+        self.client_secret = SecretField("Client secret")
+        self.module_keys = {header: SecretField(name) for name, header in MODULE_KEYS}
+        self.form = LoginForm(self._on_form, broker=broker_check(backend))
+        self.form.module_keys = [
+            {"kind": f"header:{h}", "label": f.label} for h, f in self.module_keys.items()
+        ]
+        #: the browser request a pending confirmation / broker login answers
+        self._request: str | None = None
         self.remember = w.Checkbox(
             value=True, description="Remember on this host", indent=False, layout=_aligned()
         )
-        self.connect_button = w.Button(description="Connect", button_style="primary", icon="plug")
+        self.connect_button = ConnectButton(self)
         self.logout_button = w.Button(description="Log out", icon="sign-out", layout=w.Layout(display="none"))
         self.forget_button = w.Button(
             description="Forget", icon="trash", button_style="danger", layout=w.Layout(display="none")
@@ -125,15 +135,11 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             layout=w.Layout(display="none", margin="2px 0 2px 120px"),
         )
         self._held: _Held | None = None
+        self._pending_name: str | None = None
         self.mode = w.HTML(f'<span class="waw-mode">{html.escape(_describe_mode(backend, status))}</span>')
 
         self._fields = w.VBox()
-        modules = w.Accordion(
-            children=[w.VBox(list(self.module_keys.values()))], selected_index=None, layout=_aligned()
-        )
-        modules.set_title(0, "Module keys (optional)")
-        self._modules = modules
-        buttons = w.HBox([self.connect_button, self.logout_button, self.forget_button], layout=_aligned())
+        buttons = w.HBox([self.logout_button, self.forget_button], layout=_aligned())
         super().__init__(
             [
                 w.HTML(CSS + "<b>Sign in to Weaviate</b>"),
@@ -142,10 +148,10 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
                 self.name,
                 self.url,
                 self.method,
-                self._fields,
                 self.advanced,
-                modules,
                 self.remember,
+                self._fields,
+                self.form,
                 buttons,
                 self.confirm_box,
                 self.status,
@@ -162,16 +168,11 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self.method.observe(lambda _: self._show_fields(), "value")
         self.url.observe(lambda _: self._show_hints(), "value")
         self.advanced.observe(self._on_advanced, "value")
-        self.connect_button.on_click(lambda _: self.connect())
         self.logout_button.on_click(lambda _: self.logout())
         self.forget_button.on_click(lambda _: self.forget())
         self.replace_button.on_click(lambda _: self.confirm("replace"))
         self.save_new_button.on_click(lambda _: self.confirm("new"))
         self.cancel_button.on_click(lambda _: self.confirm(None))
-        with warnings.catch_warnings():  # Enter in a secret field submits
-            warnings.simplefilter("ignore", DeprecationWarning)
-            for field in (self.api_key, self.password, self.client_secret):
-                field.on_submit(lambda _: self.connect())
         self._placeholders = {f: f.placeholder for f in (self.api_key, self.password, self.client_secret)}
         self.refresh_profiles(select=profile)
         self._show_fields()
@@ -212,12 +213,85 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             return None
         held, self._held = self._held, None
         secrets = {**(held.secrets if held else {}), **self._take_secrets()}
-        view = self._views.get(self._selected() or "")
-        changes = login_changes(view, self._method(), self.url.value) if view else []
-        if view is not None and changes and not view.get("read_only"):
-            self._ask(str(view["name"]), view, changes, secrets)
+        if self._must_ask(secrets):
             return None
         return self._connect(secrets)
+
+    def _must_ask(self, secrets: dict[str, str], request: str | None = None) -> bool:
+        """Ask first (and hold ``secrets``, or the browser's ``request``) when the form
+        changes a saved profile's method or URL."""
+        view = self._views.get(self._selected() or "")
+        changes = login_changes(view, self._method(), self.url.value) if view else []
+        if view is None or not changes or view.get("read_only"):
+            return False
+        self._ask(str(view["name"]), view, changes, secrets, request)
+        return True
+
+    # -- the form's view -------------------------------------------------------------
+    def _on_form(self, content: dict[str, Any]) -> None:
+        """A message from the form's view: Connect (secrets only on the fallback route,
+        once), or the outcome of the view's own post to the broker."""
+        event, request = content.get("event"), str(content["id"])
+        if event == "connect" and content.get("route") == "broker":
+            self._connect_in_browser(request, content.get("typed"))
+        elif event == "connect":
+            self._fill_from(content.get("secrets"))
+            self.connect()
+        elif event == "posted" and request == self._request:
+            self._request = None
+            self._posted(content)
+
+    def _fill_from(self, secrets: Any) -> None:
+        """The fallback route's one message: into the (never synced) fields, once."""
+        if not isinstance(secrets, dict):
+            return
+        fields = {"api_key": self.api_key, "password": self.password, "client_secret": self.client_secret}
+        fields.update({f"header:{h}": f for h, f in self.module_keys.items()})
+        for kind, value in secrets.items():
+            field = fields.get(kind)
+            if field is not None and isinstance(value, str):
+                field.value = value
+
+    def _connect_in_browser(self, request: str, typed: Any) -> None:
+        """Broker route: settle name and profile here, let the view post the secrets."""
+        if self.connect_button.disabled:
+            return
+        kinds = {k for k in typed if isinstance(k, str)} if isinstance(typed, list) else set()
+        self._held = None
+        if not self._must_ask({}, request):
+            self._post(request, kinds)
+
+    def _post(self, request: str, kinds: set[str], new_name: str | None = None) -> None:
+        view = self._views.get(self._selected() or "") if not new_name else None
+        if view and view.get("read_only"):  # the administrator's profile: nothing to post
+            self.form.reply(request, "clear")
+            self._connect({})
+            return
+        name, profile, unchanged = self._profile(kinds, new_name)
+        body = profile.to_json()
+        body.pop("name", None)
+        self._request = request
+        self._busy(True)
+        self.form.reply(request, "post", name=name, body=body, unchanged=unchanged)
+
+    def _posted(self, content: dict[str, Any]) -> None:
+        """The view's post to the broker ended: bind the session through the broker token."""
+        name = str(self._pending_name or "")
+        try:
+            if not content.get("ok"):
+                raise from_code(str(content.get("code") or "error"), str(content.get("message") or ""))
+            identity = self.backend.identity(name)
+            if identity is None:
+                identity = self.backend.login(name)
+            self._finish(name, identity)
+        except WeaviateAuthError as exc:
+            self._show_error(exc)
+            self.refresh_profiles(select=name)
+        except Exception as exc:  # an unexpected bug must not leave the panel busy
+            log.exception("login failed unexpectedly")
+            self._show_error(exc)
+        finally:
+            self._busy(False)
 
     def confirm(self, choice: str | None) -> WeaviateSession | None:
         """Answer the confirmation: ``"replace"`` the saved profile, save under a
@@ -226,20 +300,31 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self.confirm_box.layout.display = "none"
         if held is None or choice is None:
             self.status.value = card([("Cancelled", "nothing was changed")]) if choice is None else ""
+            if held is not None and held.request is not None:
+                self.form.reply(held.request, "clear")
             return None
+        new_name = None
         if choice == "new":
-            suffix = self._method().replace("_", "-")
-            return self._connect(held.secrets, new_name=free_name(f"{held.name}-{suffix}", self._views))
-        return self._connect(held.secrets)
+            new_name = free_name(f"{held.name}-{self._method().replace('_', '-')}", self._views)
+        if held.request is not None:
+            self._post(held.request, set(), new_name)
+            return None
+        return self._connect(held.secrets, new_name=new_name)
 
     def _connect(self, secrets: dict[str, str], new_name: str | None = None) -> WeaviateSession | None:
         self._busy(True)
+        name: str | None = None
         try:
-            name = self._save(secrets, new_name)
-            self.identity = self.backend.login(name)
-            session: WeaviateSession = self.backend.session(name)
+            name, profile, unchanged = self._profile(set(secrets), new_name)
+            if profile.read_only or (unchanged and not secrets):
+                identity = self.backend.login(name)
+            else:  # saved, and the secrets kept only if the login works
+                identity = self.backend.connect(profile, secrets)
+            return self._finish(name, identity)
         except WeaviateAuthError as exc:
             self._show_error(exc)
+            if name is not None:
+                self.refresh_profiles(select=name)  # a failed login may have saved the profile
             return None
         except Exception as exc:  # an unexpected bug must not leave the panel busy
             log.exception("login failed unexpectedly")
@@ -247,9 +332,12 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             return None
         finally:
             self._busy(False)
-        self.session = session
-        self._show_identity(self.identity)
+
+    def _finish(self, name: str, identity: Identity) -> WeaviateSession:
+        session: WeaviateSession = self.backend.session(name)
+        self.identity, self.session = identity, session
         self.refresh_profiles(select=name)
+        self._show_identity(identity)
         for callback in self._callbacks:
             callback(session)
         return session
@@ -314,14 +402,17 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
     def _method(self) -> str:
         return "client_credentials" if self.advanced.value else str(self.method.value)
 
-    def _save(self, secrets: dict[str, str], new_name: str | None = None) -> str:
+    def _profile(self, kinds: set[str], new_name: str | None = None) -> tuple[str, Profile, bool]:
+        """The profile the form describes: its name, the profile, and whether it equals
+        the saved one (then a login needs no save). ``kinds``: the secrets typed."""
         selected = None if new_name else self._selected()
         view = self._views.get(selected) if selected else None
-        if view and view.get("read_only"):
-            return str(view["name"])  # administrator's profile: use as is
+        if view and view.get("read_only"):  # administrator's profile: use as is
+            self._pending_name = str(view["name"])
+            return str(view["name"]), profile_from_view(view), True
         method = self._method()
         headers = sorted(
-            {k.split(":", 1)[1] for k in secrets if k.startswith("header:")}
+            {k.split(":", 1)[1] for k in kinds if k.startswith("header:")}
             | set(view["headers"] if view else ())
         )
         name = new_name or selected or self.name.value.strip() or default_name(self.url.value)
@@ -338,9 +429,8 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         unchanged = view is not None and all(
             view.get(k) == v for k, v in profile.to_json().items() if k not in ("scopes", "headers")
         )
-        if secrets or not unchanged:
-            self.backend.save_profile(profile, secrets)
-        return name
+        self._pending_name = name
+        return name, profile, unchanged
 
     def _on_profile(self, *_: Any) -> None:
         self._held = None  # a pending confirmation was about the previous selection
@@ -376,6 +466,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             field.placeholder = (
                 "a secret is kept — leave the field empty to use it" if covered else self._placeholders[field]
             )
+        self._sync_form()
 
     def _on_advanced(self, change: Any) -> None:
         self.method.disabled = bool(change["new"])
@@ -384,13 +475,26 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
     def _show_fields(self) -> None:
         method = self._method()
         children = {
-            "api_key": [self.api_key],
-            "password": [self.username, self.password],
-            "client_credentials": [self.client_id, self.client_secret],
+            "api_key": [],
+            "password": [self.username],
+            "client_credentials": [self.client_id],
             "hub": [],
         }[method]
         self._fields.children = children
         self._show_hints()
+
+    def _sync_form(self) -> None:
+        """Tell the view which secret field(s) to show, with their hints (no values)."""
+        secret = {
+            "api_key": (self.api_key, "api_key"),
+            "password": (self.password, "password"),
+            "client_credentials": (self.client_secret, "client_secret"),
+        }.get(self._method())  # a hub login has nothing to type
+        if secret is None:
+            self.form.fields = []
+            return
+        field, kind = secret
+        self.form.fields = [{"kind": kind, "label": field.label, "placeholder": field.placeholder}]
 
     def _offer_to_create(self, name: str) -> None:
         """Asked for a profile that does not exist: say so, and pre-fill it as new."""
@@ -410,9 +514,17 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             ]
         )
 
-    def _ask(self, name: str, view: dict[str, Any], changes: list[str], secrets: dict[str, str]) -> None:
-        """Hold the secrets (memory only) and ask before changing a saved profile's login."""
-        self._held = _Held(name, secrets)
+    def _ask(
+        self,
+        name: str,
+        view: dict[str, Any],
+        changes: list[str],
+        secrets: dict[str, str],
+        request: str | None = None,
+    ) -> None:
+        """Hold the secrets (memory only; in broker mode they wait in the browser for
+        ``request``'s answer) and ask before changing a saved profile's login."""
+        self._held = _Held(name, secrets, request)
         old = f"{METHOD_LABELS.get(view['method'], view['method'])} at {host_of(view['url'])}"
         new_host = host_of(self.url.value) if "URL" in changes else host_of(view["url"])
         new = f"{METHOD_LABELS.get(self._method(), self._method())} at {new_host}"
@@ -427,7 +539,6 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
     def _busy(self, busy: bool) -> None:
         self.connect_button.disabled = busy
         self.connect_button.description = "Connecting…" if busy else "Connect"
-        self.connect_button.icon = "spinner" if busy else "plug"
         if busy:
             self.status.value = card([("Connecting", html.escape(host_of(self.url.value or "?")))])
 
@@ -442,11 +553,13 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
 class _Held:
     """Secrets typed before a confirmation, kept in memory (never in widget state)."""
 
-    __slots__ = ("name", "secrets")
+    __slots__ = ("name", "request", "secrets")
 
-    def __init__(self, name: str, secrets: dict[str, str]) -> None:
+    def __init__(self, name: str, secrets: dict[str, str], request: str | None = None) -> None:
         self.name = name
         self.secrets = secrets
+        #: in broker mode: the browser request whose secrets wait in the view's fields
+        self.request = request
 
     def __repr__(self) -> str:
         return f"_Held({self.name!r}, kinds={sorted(self.secrets)!r})"

@@ -15,14 +15,17 @@ if TYPE_CHECKING:
 
 CSS = """
 <style>
-.waw-card { border: 1px solid #cfd8dc; border-radius: 6px; padding: 10px 14px; margin-top: 6px;
-  font-size: 13px; line-height: 1.5; background: #f7fbf8; }
-.waw-card.waw-error { background: #fff5f5; border-color: #f1b0b7; color: #7a1c25; }
+.waw-card { border: 1px solid var(--jp-border-color1, #cfd8dc); border-radius: 6px; padding: 10px 14px;
+  margin-top: 6px; font-size: var(--jp-content-font-size1, 13px); line-height: 1.5;
+  background: var(--jp-layout-color1, #fff); color: var(--jp-content-font-color1, #212121);
+  border-left: 4px solid var(--jp-success-color1, #4caf50); }
+.waw-card.waw-error { border-left-color: var(--jp-error-color1, #d32f2f); }
 .waw-card table { border-collapse: collapse; }
-.waw-card td { padding: 1px 12px 1px 0; vertical-align: top; }
-.waw-card td:first-child { color: #546e7a; white-space: nowrap; }
-.waw-warn { color: #8a5300; font-weight: 600; }
-.waw-mode { color: #607d8b; font-size: 12px; display: inline-block; line-height: 1.4; }
+.waw-card td { padding: 1px 12px 1px 0; vertical-align: top; color: inherit; }
+.waw-card td:first-child { color: var(--jp-content-font-color2, #546e7a); white-space: nowrap; }
+.waw-warn { color: inherit; font-weight: 600; }
+.waw-mode { color: var(--jp-content-font-color1, #212121); font-size: 12px; display: inline-block;
+  line-height: 1.4; }
 .waw-panel .widget-toggle-buttons { display: flex; align-items: center; margin: var(--jp-widgets-margin, 2px); }
 .waw-panel .widget-toggle-buttons > .widget-label { flex: 0 0 auto; text-align: right;
   margin-right: calc(var(--jp-widgets-inline-margin, 4px) * 2); }
@@ -50,8 +53,8 @@ def identity_card(identity: Identity) -> str:
     if identity.expires_at is None:
         expiry = "does not expire"
     else:
-        minutes = max(0, int((identity.expires_at - time.time()) // 60))
-        expiry = f"token valid {minutes} min" + ("; refreshes automatically" if identity.refreshes else "")
+        expiry = "token valid " + _remaining(identity.expires_at - time.time())
+        expiry += "; refreshes automatically" if identity.refreshes else ""
     rows = [
         ("Cluster", html.escape(identity.url)),
         ("Weaviate", html.escape(identity.server_version or "unknown version")),
@@ -67,6 +70,14 @@ def identity_card(identity: Identity) -> str:
         ("Secret kept in", html.escape(identity.backend)),
     ]
     return card(rows, title="✔ Connected")
+
+
+def _remaining(seconds: float) -> str:
+    """A token's time left: minutes, or seconds under a minute (never "0 min", which
+    reads as expired; the card is drawn right after a login, so the token is valid)."""
+    if seconds >= 60:
+        return f"{int(seconds // 60)} min"
+    return f"{max(1, int(seconds))} s"
 
 
 def error_card(exc: BaseException) -> str:

@@ -235,3 +235,23 @@ def test_service_class_trait(api: Any, broker: Any, sandbox: Any) -> None:
     )
     assert api("POST", "profiles/t/login").code == 200
     assert TracingService.calls == ["t"]
+
+
+def test_connect_keeps_the_secret_only_when_the_login_works(
+    api: Any, sandbox: Any, api_key_profile: dict[str, Any]
+) -> None:
+    """``POST profiles/{name}/connect``: what the login panel posts from the browser."""
+    wrong = {**api_key_profile, "secrets": {"api_key": "wrong-" + "k" * 24}}
+    refused = api("POST", "profiles/demo/connect", json_body=wrong)
+    assert refused.code == 422 and refused.json()["error"]["code"] == "invalid_credentials", refused.text
+    view = api("GET", "profiles/demo").json()
+    assert view["url"] == sandbox.weaviate_url and view["has_secret"] is False  # profile kept, key not
+
+    connected = api("POST", "profiles/demo/connect", json_body=api_key_profile)
+    assert connected.code == 200, connected.text
+    assert connected.json()["username"] == sandbox.credentials.admin_user
+    assert_no_secret(connected, secret_values(sandbox))
+    assert api("GET", "profiles/demo").json()["has_secret"] is True
+    assert api("POST", "profiles/demo/connect", json_body=wrong).code == 422
+    # the working key stays: a stored-secret login still works after the failed try
+    assert api("POST", "profiles/demo/login").code == 200

@@ -431,7 +431,9 @@ class Panel:
         return self
 
     def field(self, label: str) -> Any:
-        return self.root.get_by_label(label, exact=True)
+        """The login form's field labelled ``label`` (the first: sections added under the
+        form, such as *Keys*, may reuse a label)."""
+        return self.root.get_by_label(label, exact=True).first
 
     def fill(self, label: str, value: str) -> None:
         self.field(label).fill(value)
@@ -504,3 +506,47 @@ class Panel:
         self.fill_secret("Password", password)
         self.submit()
         return self.result()
+
+
+# -- what crosses the wire ----------------------------------------------------------------
+class Traffic:
+    """Every websocket frame (both ways) and every HTTP request body of one page."""
+
+    def __init__(self, page: Any) -> None:
+        #: (direction "sent"/"received", websocket URL, payload as bytes)
+        self.frames: list[tuple[str, str, bytes]] = []
+        #: (method, URL, body)
+        self.requests: list[tuple[str, str, bytes]] = []
+        page.on("websocket", self._on_websocket)
+        page.on("request", self._on_request)
+
+    def _on_websocket(self, ws: Any) -> None:
+        url = str(ws.url)
+        ws.on("framesent", lambda payload: self.frames.append(("sent", url, _as_bytes(payload))))
+        ws.on("framereceived", lambda payload: self.frames.append(("received", url, _as_bytes(payload))))
+
+    def _on_request(self, request: Any) -> None:
+        body = request.post_data_buffer or b""
+        self.requests.append((str(request.method), str(request.url), bytes(body)))
+
+    def kernel_frames(self, direction: str) -> list[bytes]:
+        """Frames on kernel channels (``/api/kernels/<id>/channels``) going ``direction``."""
+        return [
+            p for d, url, p in self.frames if d == direction and "/channels" in url and "/api/kernels/" in url
+        ]
+
+
+def _as_bytes(payload: Any) -> bytes:
+    return payload if isinstance(payload, bytes) else str(payload).encode("utf-8")
+
+
+def pieces(secret: str, size: int = 8) -> set[bytes]:
+    """The secret whole and every ``size``-character piece of it, as bytes."""
+    raw = secret.encode("utf-8")
+    return {raw} | {raw[i : i + size] for i in range(len(raw) - size + 1)}
+
+
+def carrying(frames: list[bytes], secret: str) -> list[bytes]:
+    """The frames holding ``secret`` or any 8-character piece of it (JSON-escaped too)."""
+    found = pieces(secret) | pieces(json.dumps(secret)[1:-1])
+    return [f for f in frames if any(p in f for p in found)]

@@ -9,7 +9,7 @@ What the fixtures set up (all on 127.0.0.1, all removed afterwards):
   checkout (``/opt/waw-hub-venv-<hash>``, else ``$TMPDIR``; ``WAW_HUB_VENV_ROOT``
   overrides), built from a Python every user can run, with the package installed
   NON-editable (a wheel built from this checkout), the same ``jupyterhub`` as the
-  hub's (for ``jupyterhub-singleuser``) and ``ipykernel``. It is reused while the hash
+  hub's (for ``jupyterhub-singleuser``), ``ipykernel`` and JupyterLab. It is reused while the hash
   of ``pyproject.toml``, the package's files, the Python and the hub version matches.
 - ``hub`` (module): ``jupyterhub`` from the dev venv, run as root, with
   ``configurable-http-proxy``, the shared-password authenticator, LocalProcessSpawner
@@ -68,6 +68,10 @@ ADMIN_PROFILE = "team-readonly"
 #: A host pattern the policy allows, over http: logins there must fail as insecure.
 ALLOWED_PATTERN = "*://*.corp.example"
 LOG_SECTION_LINES = 400
+
+#: installed into the users' venv besides the package and jupyterhub: a kernel, and
+#: JupyterLab for the login panel in a browser (tests/hub/test_hub_panel.py)
+USER_PACKAGES = ("ipykernel>=6.29", "jupyterlab>=4.2,<5")
 
 HUB_TIMEOUT = 60.0
 SPAWN_TIMEOUT = 90.0
@@ -259,7 +263,7 @@ def _python_for(user: str) -> str:
 
 def _package_hash(python: str, hub_version: str) -> str:
     digest = hashlib.sha256()
-    digest.update(f"{python}\0{hub_version}\0".encode())
+    digest.update(f"{python}\0{hub_version}\0{USER_PACKAGES}\0".encode())
     digest.update(run([python, "-c", "import sys; print(sys.version)"]).stdout.encode())
     files = [REPO / "pyproject.toml", REPO / "README.md"]
     for root in ("weaviate_auth_widget", "jupyter-config"):
@@ -340,7 +344,7 @@ def hub_venv(hub_prerequisites: dict[str, str], hub_users: HubUsers) -> HubVenv:
                         "--no-warn-script-location",
                         str(REPO),
                         f"jupyterhub=={hub_version}",
-                        "ipykernel>=6.29",
+                        *USER_PACKAGES,
                     ],
                     timeout=900,
                 )
@@ -712,6 +716,8 @@ class Hub:
             # each user's server runs as that Unix user, from the venv they can execute
             c.JupyterHub.spawner_class = "localprocess"
             c.Spawner.cmd = [{self.venv.singleuser!r}]
+            # the browser test (test_hub_panel.py) asks Lab whether the kernel is ready
+            c.Spawner.args = ["--LabApp.expose_app_in_browser=True"]
             c.Spawner.ip = "127.0.0.1"
             c.Spawner.start_timeout = {int(SPAWN_TIMEOUT)}
             c.Spawner.http_timeout = {int(SPAWN_TIMEOUT)}

@@ -81,6 +81,13 @@ def owner_actions(sandbox: Any) -> list[tuple[str, str, str, Any]]:
         ("log in", "POST", "profiles/mine/login", None),
         ("log out", "POST", "profiles/mine/logout", None),
         ("write profile+secret", "PUT", "profiles/mine", api_key_body(sandbox.weaviate_url, "stolen-key")),
+        # what the login panel posts from the browser
+        (
+            "connect (save+login)",
+            "POST",
+            "profiles/mine/connect",
+            api_key_body(sandbox.weaviate_url, "stolen-key"),
+        ),
         ("delete profile", "DELETE", "profiles/mine", None),
         ("admin profile token", "POST", f"profiles/{ADMIN_PROFILE}/token", None),
     ]

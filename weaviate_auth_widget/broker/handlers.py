@@ -391,6 +391,23 @@ class LoginHandler(BrokerHandler):
         self.reply(identity.to_json())
 
 
+class ConnectHandler(BrokerHandler):
+    """``POST profiles/{name}/connect``: save the profile and log in with the secrets in
+    the body, keeping them only when the login works. The login panel posts here
+    straight from the browser, so the secrets never pass through a kernel."""
+
+    SUPPORTED_METHODS = ("POST", "OPTIONS")  # type: ignore[assignment]
+    actions: ClassVar[dict[str, str]] = {"POST": "connect"}
+
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        self.require_owner("change profiles")
+        profile, secrets = parse_profile_input(profile_name(name), self.json_body())
+        identity = await self.broker.run(self.service.connect, profile, secrets)
+        self.reply(identity.to_json())
+
+
 class TokenHandler(BrokerHandler):
     SUPPORTED_METHODS = ("POST", "OPTIONS")  # type: ignore[assignment]
     actions: ClassVar[dict[str, str]] = {"POST": "token"}
@@ -426,6 +443,7 @@ default_handlers: list[tuple[str, type[BrokerHandler]]] = [
     (rf"{_API}/profiles", ProfilesHandler),
     (rf"{_API}/profiles/{_NAME}", ProfileHandler),
     (rf"{_API}/profiles/{_NAME}/login", LoginHandler),
+    (rf"{_API}/profiles/{_NAME}/connect", ConnectHandler),
     (rf"{_API}/profiles/{_NAME}/token", TokenHandler),
     (rf"{_API}/profiles/{_NAME}/logout", LogoutHandler),
 ]
