@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the real-JupyterHub tests (tests/hub) need, only when it is missing:
 #   - configurable-http-proxy (npm, global): the proxy JupyterHub starts;
-#   - jupyterhub (PyPI) into the dev venv: the hub itself runs from there.
+#   - jupyterhub (PyPI) into the dev venv: the hub itself runs from there;
+#   - oauthenticator (PyPI) into the dev venv: the hub's OpenID login in tests/hub/test_hub_sso.py.
 # The single-user servers run from a separate venv the test fixture builds (world-readable,
 # non-editable install); that needs a Python every user can execute (python3 + python3-venv).
 # Usage: bash scripts/hub-deps.sh [VENV]   (default .venv)
@@ -30,5 +31,10 @@ fi
 
 if ! "$VENV/bin/python" -c 'import jupyterhub' >/dev/null 2>&1; then
   echo "installing jupyterhub into $VENV"
-  "$VENV/bin/python" -m pip install -q 'jupyterhub>=5,<6'
+  "$VENV/bin/python" -m pip install -q 'jupyterhub>=5,<7'
+fi
+
+if ! "$VENV/bin/python" -c 'import oauthenticator.generic' >/dev/null 2>&1; then
+  echo "installing oauthenticator into $VENV"
+  "$VENV/bin/python" -m pip install -q 'oauthenticator>=17.3'
 fi

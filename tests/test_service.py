@@ -411,6 +411,29 @@ def test_logout_revokes_and_forget_deletes_everything(service: AuthService, sand
     assert [p.name for p in service.list_profiles()] == ["pw"]
 
 
+def test_logout_from_another_process_revokes_the_kept_refresh_token(tmp_path: Path, sandbox: Sandbox) -> None:
+    """A logout from a process that never logged in (the terminal, a new kernel) still
+    revokes the remembered refresh token at the provider: it discovers the provider first."""
+    creds = sandbox.credentials
+    first = make_service(tmp_path)
+    profile = Profile(name="pw", url=sandbox.weaviate_url, method="password", username=creds.username)
+    first.save_profile(profile, {"password": creds.password})
+    first.login("pw")
+    first.close()
+    oidc.discovery_cache.clear()  # a fresh process knows nothing of the provider
+    later = make_service(tmp_path)
+    kept = later.secrets.get("pw", "refresh_token", scope=later.get_profile("pw").secret_scope)
+    assert kept
+    later.logout("pw")
+    assert sandbox.idp_stats()["revoke"] == 1
+    refused = httpx.post(
+        sandbox.idp_url + "/token",
+        data={"grant_type": "refresh_token", "refresh_token": kept, "client_id": "weaviate"},
+    )
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    later.close()
+
+
 def test_discovery_documents_are_cached(service: AuthService, sandbox: Sandbox) -> None:
     creds = sandbox.credentials
     profile = Profile(

@@ -254,6 +254,39 @@ def test_logout_ends_sessions_and_updates_every_panel(service: AuthService, sand
     assert "logged out" not in repr(session)
 
 
+def test_the_hub_login_is_offered_first_where_the_hub_runs_its_service(
+    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from weaviate_auth_widget.identity import Identity
+    from weaviate_auth_widget.widget_cards import identity_card
+
+    plain = LoginPanel(
+        AuthService(directory=tmp_path / "plain", secrets=SecretStore("file", directory=tmp_path))
+    )
+    assert [v for _, v in plain.method.options] == ["api_key", "password"] and plain.method.value == "api_key"
+
+    # a hub whose service does not answer (nothing listens on port 1): the error names it
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "a-server-token")
+    svc = AuthService(
+        directory=tmp_path / "hub",
+        secrets=SecretStore("file", directory=tmp_path / "hub"),
+        policy=Policy(
+            default_url=sandbox.weaviate_url, hub_service_url="http://127.0.0.1:1/services/weaviate-auth/"
+        ),
+    )
+    panel = LoginPanel(svc)
+    assert panel.method.options[0][1] == "hub" and panel.method.value == "hub"
+    assert panel._fields.children == ()  # nothing to type
+    assert panel.connect() is None
+    assert "weaviate-auth service" in panel.status.value and "did not answer" in panel.status.value
+    assert "a-server-token" not in panel.status.value and "a-server-token" not in all_widget_state(panel)
+
+    who = Identity(
+        profile="p", url=sandbox.weaviate_url, method="hub", server_version="1.33.2", username="ann"
+    )
+    assert "signed in with your hub login" in identity_card(who)
+
+
 def test_a_token_under_a_minute_is_shown_in_seconds_not_as_expired() -> None:
     import time
 

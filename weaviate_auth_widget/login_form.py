@@ -56,6 +56,48 @@ class LoginForm(anywidget.AnyWidget):  # type: ignore[misc]
         self.send({"event": event, "id": request, **content})
 
 
+class SecretField:
+    """A secret input's kernel side: ``value`` for scripts and the one fallback message,
+    ``placeholder`` for the view. A plain attribute, never a trait: nothing syncs."""
+
+    __slots__ = ("label", "placeholder", "value")
+
+    def __init__(self, label: str, placeholder: str = "") -> None:
+        self.label = label
+        self.placeholder = placeholder
+        self.value = ""
+
+    def __repr__(self) -> str:
+        return f"SecretField({self.label!r}, {'set' if self.value else 'empty'})"
+
+
+class ConnectButton:
+    """``panel.connect_button``: the Connect button drawn by the form's view (``panel.form``)."""
+
+    def __init__(self, panel: Any) -> None:
+        self._panel = panel
+        self.icon = "plug"
+
+    @property
+    def disabled(self) -> bool:
+        return bool(self._panel.form.disabled)
+
+    @disabled.setter
+    def disabled(self, value: bool) -> None:
+        self._panel.form.disabled = bool(value)
+
+    @property
+    def description(self) -> str:
+        return str(self._panel.form.label)
+
+    @description.setter
+    def description(self, value: str) -> None:
+        self._panel.form.label = value
+
+    def click(self) -> None:
+        self._panel.connect()
+
+
 def broker_check(backend: Any) -> dict[str, str]:
     """What the view needs to tell whether the page's server is ``backend``'s broker;
     empty for an in-process backend."""
@@ -68,4 +110,4 @@ def broker_check(backend: Any) -> dict[str, str]:
     return {"api_path": urlsplit(url).path, "nonce": nonce, "proof": broker_proof(token, nonce)}
 
 
-__all__ = ["LoginForm", "broker_check"]
+__all__ = ["ConnectButton", "LoginForm", "SecretField", "broker_check"]

@@ -41,6 +41,12 @@ class Policy:
     allow_remember: bool = True
     ca_bundle: str | None = None
     allowed_issuers: tuple[str, ...] = ()
+    #: "sign in with your hub login" (:mod:`.hub_login`): on/off, the clusters it may be
+    #: used for (patterns as ``allowed_urls``; empty: every allowed URL), and the hub
+    #: service handing out the user's access token (None: not on such a hub)
+    hub_login: bool = True
+    hub_login_urls: tuple[str, ...] = ()
+    hub_service_url: str | None = None
     #: URLs :meth:`check_url` admitted (raw -> normalised): every use of a credential
     #: asks, so a repeated question must cost a dict lookup (the policy is immutable)
     _verdicts: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -48,7 +54,7 @@ class Policy:
     def __post_init__(self) -> None:
         if self.default_url:
             object.__setattr__(self, "default_url", normalize_url(self.default_url))
-        for name in ("allowed_urls", "allowed_issuers"):
+        for name in ("allowed_urls", "allowed_issuers", "hub_login_urls"):
             patterns = getattr(self, name)
             object.__setattr__(self, name, tuple(p.strip().rstrip("/") for p in patterns if p.strip()))
 
@@ -130,6 +136,8 @@ class Policy:
             "require_https": self.require_https,
             "allow_remember": self.allow_remember,
             "ca_bundle": self.ca_bundle,
+            "hub_login": self.hub_login and bool(self.hub_service_url),
+            "hub_login_urls": list(self.hub_login_urls),
         }
 
 

@@ -22,13 +22,14 @@ from .urls import host_of, normalize_url
 
 log = logging.getLogger(__name__)
 
-Method = Literal["api_key", "password", "client_credentials", "bearer", "browser"]
-METHODS: tuple[Method, ...] = ("api_key", "password", "client_credentials", "bearer", "browser")
+Method = Literal["api_key", "password", "client_credentials", "bearer", "hub", "browser"]
+METHODS: tuple[Method, ...] = ("api_key", "password", "client_credentials", "bearer", "hub", "browser")
 METHOD_LABELS: dict[str, str] = {
     "api_key": "API key",
     "password": "username & password",
     "client_credentials": "client credentials",
     "bearer": "bearer token",
+    "hub": "your hub login",
     "browser": "sign-in at the identity provider",
 }
 #: The secret a method needs to log in from scratch.
@@ -37,6 +38,8 @@ PRIMARY_SECRET: dict[str, str] = {
     "password": "password",
     "client_credentials": "client_secret",
     "bearer": "bearer",
+    # nothing is kept: the hub service hands out the hub login's access token (hub_login.py)
+    "hub": "hub",
     # signed in on the provider's own page: what is kept is the refresh token it gave
     "browser": "refresh_token",
 }

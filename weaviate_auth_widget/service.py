@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import cluster, device, oidc
+from . import cluster, device, hub_login, oidc
 from .errors import (
     InvalidProfile,
     LoginExpired,
     MissingSecret,
     PolicyRefused,
     ProfileNotFound,
+    WeaviateAuthError,
     WrongMethod,
 )
 from .identity import Identity
@@ -63,6 +64,8 @@ class _LoginState:
     client_secret: str | None = field(default=None, repr=False)
     scope: str = ""
     identity: Identity | None = None
+    #: the hub login's last grant (method ``hub``): its audience explains a refusal
+    hub_grant: hub_login.HubGrant | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"_LoginState(access={self.access!r}, identity={self.identity!r})"
@@ -318,13 +321,20 @@ class AuthService:
         state = self._state(name)
         with state.lock:
             token = self._fresh_login(profile, state, device_prompt or self.device_prompt)
-            info = cluster.probe(
-                self.client,
-                profile.url,
-                token.value,
-                method=profile.method,
-                headers=self._cluster_headers(profile),
-            )
+            try:
+                info = cluster.probe(
+                    self.client,
+                    profile.url,
+                    token.value,
+                    method=profile.method,
+                    headers=self._cluster_headers(profile),
+                )
+            except WeaviateAuthError as exc:
+                if state.hub_grant is None or exc.code not in ("invalid_credentials", "login_expired"):
+                    raise
+                raise hub_login.explain_refusal(
+                    exc, state.hub_grant, state.client_id, host_of(profile.url)
+                ) from None
             state.access, state.url = token, profile.url
             state.identity = self._identity(profile, state, info)
             self._invalidate_secrets()
@@ -425,14 +435,8 @@ class AuthService:
         self._invalidate_secrets()
         self.watch.ended(name)
         refresh = (state.refresh_token if state else None) or self._secret(profile, "refresh_token")
-        if refresh and state and state.provider:
-            try:
-                self.policy.check_url(profile.url)
-                self._check_provider(state.provider, host_of(profile.url))
-            except PolicyRefused as exc:
-                log.warning("not revoking the login of profile %s: %s", name, exc.reason)
-            else:
-                oidc.revoke(self.client, state.provider, refresh, state.client_id, "refresh_token")
+        if refresh:
+            self._revoke(profile, state or _LoginState(), refresh)
         self._del_secret(profile, "refresh_token")
         log.info("logged out profile %s", name)
 
@@ -510,6 +514,8 @@ class AuthService:
     def _fresh_login(
         self, profile: Profile, state: _LoginState, prompt: device.DevicePrompt | None = None
     ) -> Token:
+        if profile.method == "hub":
+            return self._hub_token(profile, state)
         if profile.method == "api_key":
             return Token(self._require(profile, "api_key"))
         if profile.method == "bearer":
@@ -541,7 +547,7 @@ class AuthService:
         return self._password(profile, state, password)
 
     def _renew(self, profile: Profile, state: _LoginState) -> Token:
-        if profile.method in ("api_key", "bearer"):
+        if profile.method in ("api_key", "bearer", "hub"):
             return self._fresh_login(profile, state)
         if profile.method == "client_credentials":
             return self._client_credentials(profile, state)
@@ -568,7 +574,19 @@ class AuthService:
             )
         return self._password(profile, state, password)
 
-    def _discover(self, profile: Profile, state: _LoginState) -> None:
+    def _hub_token(self, profile: Profile, state: _LoginState) -> Token:
+        """The hub login's current access token, for a cluster trusting the hub's provider."""
+        host = host_of(profile.url)
+        hub_login.check_allowed(self.policy, profile.url)
+        info = self._cluster_oidc(profile)
+        assert self.policy.hub_service_url
+        grant = hub_login.fetch(self.client, self.policy.hub_service_url)
+        hub_login.check_issuer(grant, oidc.issuer_of(info.href), host)
+        state.hub_grant, state.client_id = grant, info.client_id
+        return grant.access
+
+    def _cluster_oidc(self, profile: Profile) -> oidc.ClusterOIDC:
+        """The cluster's OIDC settings; a cluster without OIDC takes no OIDC login."""
         host = host_of(profile.url)
         info = oidc.cluster_oidc(self.client, profile.url, self._cluster_headers(profile))
         if info is None:
@@ -577,6 +595,11 @@ class AuthService:
                 host=host,
                 fix="Use an API key instead.",
             )
+        return info
+
+    def _discover(self, profile: Profile, state: _LoginState) -> None:
+        host = host_of(profile.url)
+        info = self._cluster_oidc(profile)
         self.policy.check_issuer(oidc.issuer_of(info.href), host)
         prov = oidc.provider(self.client, info.href)
         self._check_provider(prov, host)
@@ -601,6 +624,22 @@ class AuthService:
         assert state.provider is not None
         self._check_provider(state.provider, host_of(profile.url))
         return state.provider
+
+    def _revoke(self, profile: Profile, state: _LoginState, refresh: str) -> None:
+        """Best-effort revocation at the provider, discovered first when this process never
+        logged in (a logout from another process, the terminal); never past the policy."""
+        try:
+            self.policy.check_url(profile.url)
+            if state.provider is None:
+                self._discover(profile, state)
+            assert state.provider is not None
+            self._check_provider(state.provider, host_of(profile.url))
+        except PolicyRefused as exc:
+            log.warning("not revoking the login of profile %s: %s", profile.name, exc.reason)
+        except WeaviateAuthError as exc:
+            log.warning("could not revoke the login of profile %s: %s", profile.name, exc.reason)
+        else:
+            oidc.revoke(self.client, state.provider, refresh, state.client_id, "refresh_token")
 
     def _check_provider(self, prov: oidc.Provider, cluster_host: str) -> None:
         """Every provider URL a credential goes to: an allowed issuer, https unless loopback."""
@@ -731,7 +770,7 @@ class AuthService:
             self._put_secret(profile, "refresh_token", refresh)
 
     def _refreshes(self, profile: Profile, state: _LoginState) -> bool:
-        if profile.method == "api_key":
+        if profile.method in ("api_key", "hub"):
             return True
         if profile.method == "bearer":
             return False
@@ -876,6 +915,8 @@ class AuthService:
 def _backend_label(profile: Profile, service: AuthService) -> str:
     if profile.read_only:
         return "provided by your administrator"
+    if profile.method == "hub":
+        return "the hub (nothing on this server)"
     return service.secrets.backend_name if profile.remember else "this process's memory"
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
 from .errors import ProfileNotFound, WeaviateAuthError, from_code
-from .login_form import LoginForm, broker_check
+from .login_form import ConnectButton, LoginForm, SecretField, broker_check
 from .profiles import (
     METHOD_LABELS,
     PRIMARY_SECRET,
@@ -61,61 +61,12 @@ def _label(text: str) -> dict[str, Any]:
     return {"description": text, "style": {"description_width": "110px"}, "layout": w.Layout(width="auto")}
 
 
-class SecretField:
-    """A secret input's kernel side: ``value`` for scripts and the one fallback message,
-    ``placeholder`` for the view. A plain attribute, never a trait: nothing syncs."""
-
-    __slots__ = ("label", "placeholder", "value")
-
-    def __init__(self, label: str, placeholder: str = "") -> None:
-        self.label = label
-        self.placeholder = placeholder
-        self.value = ""
-
-    def __repr__(self) -> str:
-        return f"SecretField({self.label!r}, {'set' if self.value else 'empty'})"
-
-
-class ConnectButton:
-    """``panel.connect_button``: the Connect button drawn by the form's view."""
-
-    def __init__(self, panel: LoginPanel) -> None:
-        self._panel = panel
-        self.icon = "plug"
-
-    @property
-    def disabled(self) -> bool:
-        return bool(self._panel.form.disabled)
-
-    @disabled.setter
-    def disabled(self, value: bool) -> None:
-        self._panel.form.disabled = bool(value)
-
-    @property
-    def description(self) -> str:
-        return str(self._panel.form.label)
-
-    @description.setter
-    def description(self, value: str) -> None:
-        self._panel.form.label = value
-
-    def click(self) -> None:
-        self._panel.connect()
-
-
-#: (panel) -> widget: extra sections shown under the panel (``LoginPanel.sections``)
-Section = Callable[["LoginPanel"], Any]
-
-
 class LoginPanel(w.VBox):  # type: ignore[misc]
     """Pick a saved profile or enter a cluster URL, choose a method, connect.
 
     ``panel.session`` is the ``WeaviateSession`` after a login; ``panel.on_login(cb)``
     calls ``cb(session)`` after each one.
     """
-
-    #: factories of extra sections (their own modules) appended under the status card
-    sections: ClassVar[list[Section]] = []
 
     def __init__(
         self,
@@ -143,9 +94,11 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             placeholder="https://my-cluster.weaviate.cloud",
             **_label("Cluster URL"),
         )
+        # "sign in with your hub login" (hub_login.py) comes first, pre-selected, where offered
+        hub = [("Hub login", "hub")] if policy.get("hub_login") else []
         self.method = w.ToggleButtons(
-            options=[("API key", "api_key"), ("Username & password", "password")],
-            value="api_key",
+            options=[*hub, ("API key", "api_key"), ("Username & password", "password")],
+            value="hub" if hub else "api_key",
             description="Sign in with",
             style={"description_width": "110px", "button_width": "170px"},
         )
@@ -204,7 +157,6 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
                 buttons,
                 self.confirm_box,
                 self.status,
-                *(section(self) for section in self.sections),
             ],
             layout=w.Layout(max_width="600px"),
         )
@@ -499,7 +451,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         if view:
             self.url.value = view["url"]
             self.advanced.value = view["method"] == "client_credentials"
-            if view["method"] in ("api_key", "password"):
+            if view["method"] in dict(self.method.options).values():
                 self.method.value = view["method"]
             self.username.value = view.get("username") or ""
             self.client_id.value = view.get("client_id") or ""
@@ -530,19 +482,26 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
 
     def _show_fields(self) -> None:
         method = self._method()
-        children = {"api_key": [], "password": [self.username], "client_credentials": [self.client_id]}[
-            method
-        ]
+        children = {
+            "api_key": [],
+            "password": [self.username],
+            "client_credentials": [self.client_id],
+            "hub": [],
+        }[method]
         self._fields.children = children
         self._show_hints()
 
     def _sync_form(self) -> None:
         """Tell the view which secret field(s) to show, with their hints (no values)."""
-        field, kind = {
+        secret = {
             "api_key": (self.api_key, "api_key"),
             "password": (self.password, "password"),
             "client_credentials": (self.client_secret, "client_secret"),
-        }[self._method()]
+        }.get(self._method())  # a hub login has nothing to type
+        if secret is None:
+            self.form.fields = []
+            return
+        field, kind = secret
         self.form.fields = [{"kind": kind, "label": field.label, "placeholder": field.placeholder}]
 
     def _offer_to_create(self, name: str) -> None:

@@ -60,7 +60,12 @@ def identity_card(identity: Identity) -> str:
         ("Weaviate", html.escape(identity.server_version or "unknown version")),
         ("Signed in as", html.escape(identity.username or "unknown user")),
         ("Roles", roles),
-        ("Method", html.escape(METHOD_LABELS.get(identity.method, identity.method))),
+        (
+            "Method",
+            "signed in with your hub login"
+            if identity.method == "hub"
+            else html.escape(METHOD_LABELS.get(identity.method, identity.method)),
+        ),
         ("Expiry", html.escape(expiry)),
         ("Secret kept in", html.escape(identity.backend)),
     ]

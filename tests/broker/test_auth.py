@@ -173,7 +173,11 @@ class HubLikeIdentityProvider(IdentityProvider):
         user = await self._get_user(handler)
         if user is None:
             return None
-        return User(username=handler.request.headers.get("X-Test-User", "alice"))
+        name = handler.request.headers.get("X-Test-User", "alice")
+        hub_user = User(username=name)
+        # what jupyterhub-singleuser's JupyterHubUser carries: the hub's model, with its kind
+        hub_user.hub_user = {"kind": handler.request.headers.get("X-Test-Kind", "user"), "name": name}  # type: ignore[attr-defined]
+        return hub_user
 
 
 HUB = [
@@ -219,3 +223,26 @@ def test_only_the_owner_gets_tokens_on_a_shared_server(api: Any, broker: Any, sa
     assert api("POST", "profiles/p/token", auth="kernel").json()["token"] == key
     assert api("GET", "status", auth="kernel").json()["user"] == "alice"
     assert api("DELETE", "profiles/p", headers=alice).code == 204
+
+
+@pytest.mark.parametrize(("broker_environ", "extra_config"), HUB)
+def test_a_hub_service_named_like_the_owner_is_not_the_owner(api: Any, broker: Any, sandbox: Any) -> None:
+    """JupyterHub services and users have separate name spaces: a service called
+    ``alice`` (given access to alice's server) is not alice."""
+    key = sandbox.credentials.admin_api_key
+    body = {"url": sandbox.weaviate_url, "secrets": {"api_key": key}}
+    alice = {"X-Test-User": "alice"}
+    service_alice = {"X-Test-User": "alice", "X-Test-Kind": "service"}
+    assert api("PUT", "profiles/p", json_body=body, headers=alice).code == 200
+    for method, path, json_body in (
+        ("POST", "profiles/p/token", None),
+        ("POST", "profiles/p/login", None),
+        ("POST", "profiles/p/logout", None),
+        ("PUT", "profiles/p", body),
+        ("DELETE", "profiles/p", None),
+    ):
+        reply = api(method, path, json_body=json_body, headers=service_alice)
+        assert (reply.code, reply.error_code) == (403, "not_owner"), reply.text
+        assert key not in reply.text and "hub service alice" in reply.text
+    assert api("POST", "profiles/p/token", headers=alice).json()["token"] == key
+    assert not is_owner("alice", "alice", "service") and is_owner("alice", None, "service")

@@ -123,6 +123,8 @@ ENV = {
     "WEAVIATE_AUTH_ALLOW_REMEMBER": "no",
     "WEAVIATE_AUTH_STORE_BACKEND": "file",
     "WEAVIATE_AUTH_CA_BUNDLE": "/etc/ssl/custom.pem",
+    "WEAVIATE_AUTH_HUB_SERVICE_URL": "http://127.0.0.1:1/services/weaviate-auth/",
+    "WEAVIATE_AUTH_HUB_LOGIN_URLS": "https://a.example.com",
 }
 
 
@@ -150,7 +152,10 @@ class TestEnvironment:
             "require_https": False,
             "allow_remember": False,
             "ca_bundle": "/etc/ssl/custom.pem",
+            "hub_login": True,
+            "hub_login_urls": ["https://a.example.com"],
         }
+        assert broker.service.policy.hub_service_url == "http://127.0.0.1:1/services/weaviate-auth/"
         assert broker.service.policy.ca_bundle == "/etc/ssl/custom.pem"
         assert broker.service.http.ca_bundle == "/etc/ssl/custom.pem"
         assert broker_app.store_backend == "file"

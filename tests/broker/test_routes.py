@@ -174,6 +174,8 @@ def test_status(api: Any, broker: Any, jp_serverapp: Any) -> None:
         "require_https": True,
         "allow_remember": True,
         "ca_bundle": None,
+        "hub_login": False,  # no hub service: the panel does not offer the hub login
+        "hub_login_urls": [],
     }
     assert status["owner"] is None
     assert status["user"]  # the (anonymous) Jupyter user

@@ -431,7 +431,9 @@ class Panel:
         return self
 
     def field(self, label: str) -> Any:
-        return self.root.get_by_label(label, exact=True)
+        """The login form's field labelled ``label`` (the first: sections added under the
+        form, such as *Keys*, may reuse a label)."""
+        return self.root.get_by_label(label, exact=True).first
 
     @property
     def profiles(self) -> Any:

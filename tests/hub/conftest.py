@@ -9,7 +9,7 @@ What the fixtures set up (all on 127.0.0.1, all removed afterwards):
   checkout (``/opt/waw-hub-venv-<hash>``, else ``$TMPDIR``; ``WAW_HUB_VENV_ROOT``
   overrides), built from a Python every user can run, with the package installed
   NON-editable (a wheel built from this checkout), the same ``jupyterhub`` as the
-  hub's (for ``jupyterhub-singleuser``) and ``ipykernel``. It is reused while the hash
+  hub's (for ``jupyterhub-singleuser``), ``ipykernel`` and JupyterLab. It is reused while the hash
   of ``pyproject.toml``, the package's files, the Python and the hub version matches.
 - ``hub`` (module): ``jupyterhub`` from the dev venv, run as root, with
   ``configurable-http-proxy``, the shared-password authenticator, LocalProcessSpawner
@@ -68,6 +68,10 @@ ADMIN_PROFILE = "team-readonly"
 #: A host pattern the policy allows, over http: logins there must fail as insecure.
 ALLOWED_PATTERN = "*://*.corp.example"
 LOG_SECTION_LINES = 400
+
+#: installed into the users' venv besides the package and jupyterhub: a kernel, and
+#: JupyterLab for the login panel in a browser (tests/hub/test_hub_panel.py)
+USER_PACKAGES = ("ipykernel>=6.29", "jupyterlab>=4.2,<5")
 
 HUB_TIMEOUT = 60.0
 SPAWN_TIMEOUT = 90.0
@@ -259,7 +263,7 @@ def _python_for(user: str) -> str:
 
 def _package_hash(python: str, hub_version: str) -> str:
     digest = hashlib.sha256()
-    digest.update(f"{python}\0{hub_version}\0".encode())
+    digest.update(f"{python}\0{hub_version}\0{USER_PACKAGES}\0".encode())
     digest.update(run([python, "-c", "import sys; print(sys.version)"]).stdout.encode())
     files = [REPO / "pyproject.toml", REPO / "README.md"]
     for root in ("weaviate_auth_widget", "jupyter-config"):
@@ -340,7 +344,7 @@ def hub_venv(hub_prerequisites: dict[str, str], hub_users: HubUsers) -> HubVenv:
                         "--no-warn-script-location",
                         str(REPO),
                         f"jupyterhub=={hub_version}",
-                        "ipykernel>=6.29",
+                        *USER_PACKAGES,
                     ],
                     timeout=900,
                 )
@@ -600,6 +604,8 @@ class Hub:
     proxy_port: int = 0
     hub_port: int = 0
     driver_token: str = ""
+    #: the token of the hub service named like user A
+    namesake_token: str = ""
     user_password: str = ""
     admin_password: str = ""
     store_master_key: bytes = b""
@@ -610,6 +616,13 @@ class Hub:
     log_path: Path = Path()
     timings: dict[str, float] = field(default_factory=dict)
     kernels: list[Kernel] = field(default_factory=list)
+    #: appended to the generated jupyterhub_config.py (a test module's own hub set-up)
+    extra_config: str = ""
+    #: added to the hub's environment (e.g. JUPYTERHUB_CRYPT_KEY)
+    extra_env: dict[str, str] = field(default_factory=dict, repr=False)
+    #: start A's and B's servers with the hub (else the test calls ``spawn_servers``: with
+    #: an OpenID login, oauthenticator refreshes auth before a spawn, so users log in first)
+    spawn_at_start: bool = True
 
     # -- addresses ---------------------------------------------------------------------------
     @property
@@ -731,19 +744,24 @@ class Hub:
             }}
 
             # --- the test driver: creates tokens, starts servers, reads the proxy table ---
-            c.JupyterHub.services = [{{"name": "waw-test-driver", "api_token": {self.driver_token!r}}}]
+            c.JupyterHub.services = [
+                {{"name": "waw-test-driver", "api_token": {self.driver_token!r}}},
+                # a service that happens to share A's name, with access to A's server: not A
+                {{"name": {users.a!r}, "api_token": {self.namesake_token!r}}},
+            ]
             c.JupyterHub.load_roles = [
                 {{
                     "name": "waw-test-driver",
                     "scopes": ["admin:users", "admin:servers", "tokens", "proxy", "shares", "list:users"],
                     "services": ["waw-test-driver"],
                 }},
+                {{"name": "waw-namesake", "scopes": ["access:servers!user={users.a}"], "services": [{users.a!r}]}},
                 # JupyterHub 5 sharing: users may share their servers (and look up names to do so)
                 {{"name": "user", "scopes": ["self", "shares!user", "read:users:name"]}},
             ]
         """
         path = hub_dir / "jupyterhub_config.py"
-        path.write_text(textwrap.dedent(config), encoding="utf-8")
+        path.write_text(textwrap.dedent(config) + textwrap.dedent(self.extra_config), encoding="utf-8")
         return path
 
     def write_admin_profiles(self) -> None:
@@ -775,8 +793,10 @@ class Hub:
 
     def start(self) -> None:
         t0 = time.monotonic()
-        self.proxy_port, self.hub_port = free_port(), free_port()
+        # preset ports are kept (a provider's registered redirect URI names the proxy's)
+        self.proxy_port, self.hub_port = self.proxy_port or free_port(), self.hub_port or free_port()
         self.driver_token = secrets.token_hex(32)
+        self.namesake_token = secrets.token_hex(32)
         self.user_password = secrets.token_urlsafe(18)
         self.admin_password = secrets.token_urlsafe(36)
         self.store_master_key = secrets.token_hex(32).encode()
@@ -789,6 +809,7 @@ class Hub:
             if not k.startswith(("WEAVIATE_", "JUPYTERHUB_", "JUPYTER_", "JPY_"))
         }
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])
+        env.update(self.extra_env)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "jupyterhub", "-f", str(config), "--log-level=INFO"],
@@ -803,6 +824,11 @@ class Hub:
         self.timings["hub start"] = time.monotonic() - t0
         for name in (self.users.a, self.users.b, self.users.admin):
             self.tokens[name] = self.new_token(name, "hub tests")
+        if self.spawn_at_start:
+            self.spawn_servers()
+
+    def spawn_servers(self) -> None:
+        """Start A's and B's servers and wait until both are ready."""
         t1 = time.monotonic()
         for name in (self.users.a, self.users.b):
             reply = self.hub_api("POST", f"users/{name}/server")
@@ -857,27 +883,39 @@ class Hub:
         self.process = None
 
 
-@pytest.fixture(scope="module")
-def hub(hub_users: HubUsers, hub_venv: HubVenv, sandbox_session: Any, hub_matrix: Matrix) -> Iterator[Hub]:
-    workdir = Path(tempfile.mkdtemp(prefix="waw-hub-"))
-    workdir.chmod(0o711)  # users traverse to the admin files; the hub's own dir is 0700
-    running = Hub(users=hub_users, venv=hub_venv, workdir=workdir, sandbox=sandbox_session)
-    _RUNNING.append(running)
-    hub_matrix.timings["venv " + ("build" if hub_venv.built else "reuse")] = hub_venv.seconds
+@contextlib.contextmanager
+def running_hub(prepared: Hub, matrix: Matrix, log_name: str = "hub.log") -> Iterator[Hub]:
+    """Start ``prepared`` (its servers ready), yield it, stop it; its log is copied to
+    ``artefacts/<log_name>`` and its work directory removed."""
+    _RUNNING.append(prepared)
+    matrix.timings["venv " + ("build" if prepared.venv.built else "reuse")] = prepared.venv.seconds
     try:
         try:
-            running.start()
+            prepared.start()
         except Exception as exc:
-            raise RuntimeError(f"{exc}\n--- hub log ---\n{running.log_since(0)}") from exc
-        hub_matrix.timings.update(running.timings)
-        yield running
+            raise RuntimeError(f"{exc}\n--- hub log ---\n{prepared.log_since(0)}") from exc
+        matrix.timings.update(prepared.timings)
+        yield prepared
     finally:
-        running.stop()
-        _RUNNING.remove(running)
-        if running.log_path.exists():
+        prepared.stop()
+        _RUNNING.remove(prepared)
+        if prepared.log_path.exists():
             ARTEFACTS.mkdir(exist_ok=True)
-            shutil.copyfile(running.log_path, ARTEFACTS / "hub.log")
-        shutil.rmtree(workdir, ignore_errors=True)
+            shutil.copyfile(prepared.log_path, ARTEFACTS / log_name)
+        shutil.rmtree(prepared.workdir, ignore_errors=True)
+
+
+def hub_workdir() -> Path:
+    workdir = Path(tempfile.mkdtemp(prefix="waw-hub-"))
+    workdir.chmod(0o711)  # users traverse to the admin files; the hub's own dir is 0700
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def hub(hub_users: HubUsers, hub_venv: HubVenv, sandbox_session: Any, hub_matrix: Matrix) -> Iterator[Hub]:
+    prepared = Hub(users=hub_users, venv=hub_venv, workdir=hub_workdir(), sandbox=sandbox_session)
+    with running_hub(prepared, hub_matrix) as running:
+        yield running
 
 
 _LOG_OFFSETS = pytest.StashKey[dict[int, int]]()

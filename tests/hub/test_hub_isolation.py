@@ -724,6 +724,39 @@ result = {{
     check.done()
 
 
+#: What someone with access to A's server who is not A gets from the broker: reads only.
+NOT_OWNER_EXPECTED = {
+    "status": "200",
+    "list profiles": "200",
+    "read profile": "200",
+    "get token": "403 not_owner",
+    "log in": "403 not_owner",
+    "log out": "403 not_owner",
+    "write profile+secret": "403 not_owner",
+    "delete profile": "403 not_owner",
+    "admin profile token": "403 not_owner",
+}
+
+
+def test_a_hub_service_named_like_the_owner_is_not_the_owner(
+    hub: Hub, users: HubUsers, owner_profiles: dict[str, Any], check: Checks
+) -> None:
+    """JupyterHub keeps services and users apart: a service called A (allowed into A's
+    server) authenticates there with the hub model ``{"kind": "service", "name": A}``,
+    so names alone would take it for A."""
+    expected = NOT_OWNER_EXPECTED
+    secrets_ = [hub.sandbox.credentials.admin_api_key, hub.sandbox.credentials.password]
+    for route in ("proxy", "direct"):
+        base = hub.broker_url(users.a, direct=route == "direct")
+        for action, method, path, body in owner_actions(hub.sandbox):
+            reply = call(method, base + path, token=hub.namesake_token, json_body=body)
+            check("service named A (token)", action, route, reply, expected[action])
+            assert not any(s in reply.text for s in secrets_)
+    got = call("POST", hub.broker_url(users.a) + "profiles/mine/token", token=hub.tokens[users.a])
+    assert got.status_code == 200 and got.json()["token"] == hub.sandbox.credentials.admin_api_key
+    check.done()
+
+
 # -- sharing and admin access (JupyterHub 5) --------------------------------------------------------
 @pytest.fixture(scope="module")
 def shared(hub: Hub, users: HubUsers) -> str:
@@ -739,17 +772,7 @@ def test_shared_visitor_reads_but_cannot_obtain_tokens_or_write(
     hub: Hub, users: HubUsers, owner_profiles: dict[str, Any], shared: str, check: Checks
 ) -> None:
     secrets_ = [hub.sandbox.credentials.admin_api_key, hub.sandbox.credentials.password]
-    expected = {
-        "status": "200",
-        "list profiles": "200",
-        "read profile": "200",
-        "get token": "403 not_owner",
-        "log in": "403 not_owner",
-        "log out": "403 not_owner",
-        "write profile+secret": "403 not_owner",
-        "delete profile": "403 not_owner",
-        "admin profile token": "403 not_owner",
-    }
+    expected = NOT_OWNER_EXPECTED
     visitors = {"B, shared (hub token)": shared, "admin (hub token)": hub.tokens[users.admin]}
     for actor, token in visitors.items():
         for route in ("proxy", "direct"):

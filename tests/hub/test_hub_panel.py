@@ -50,12 +50,15 @@ class HubNotebook(NotebookPage):
 
 
 def sign_in(context: Any, hub: Hub, user: str) -> Any:
+    """The hub's login form, as a person fills it; returns the page (on the hub's home)."""
     page = context.new_page()
-    page.goto(hub.proxy_url + "hub/login")
+    page.goto(hub.proxy_url + "hub/login?next=%2Fhub%2Fhome")
     page.fill("input[name=username]", user)
     page.fill("input[name=password]", hub.user_password)
-    page.locator("input[type=submit], button[type=submit]").first.click()
-    page.wait_for_url("**/hub/**", wait_until="domcontentloaded")
+    with page.expect_navigation(wait_until="domcontentloaded"):
+        page.locator("input[type=submit], button[type=submit]").first.click()
+    cookies = {c["name"] for c in context.cookies()}
+    assert "jupyterhub-session-id" in cookies, f"login of {user} failed: {page.url}"
     return page
 
 

@@ -19,6 +19,9 @@ store_key_file             WEAVIATE_AUTH_STORE_KEY_FILE        none
 ca_bundle                  WEAVIATE_AUTH_CA_BUNDLE             system trust store
 audit_log                  WEAVIATE_AUTH_AUDIT_LOG             off
 admin_profiles             WEAVIATE_AUTH_ADMIN_PROFILES (file)  none
+hub_login                  WEAVIATE_AUTH_HUB_LOGIN             true (offered when a service is set)
+hub_login_urls             WEAVIATE_AUTH_HUB_LOGIN_URLS (a,b)  every allowed URL
+hub_service_url            WEAVIATE_AUTH_HUB_SERVICE_URL       none (no hub login)
 service_class              -                                   AuthService
 save_guard                 -                                   true
 worker_threads             -                                   16
@@ -43,6 +46,7 @@ from traitlets import Bool, Dict, Int, List, Type, Unicode, default, observe, va
 from .. import __version__
 from ..code_flow import CodeFlow
 from ..errors import StoreUnavailable
+from ..hub_login import HUB_SERVICE_ENV
 from ..paths import store_dir as default_store_dir
 from ..policy import Policy
 from ..secrets import BACKENDS, KEY_ENV, KEY_FILE_ENV, SecretStore
@@ -68,6 +72,8 @@ ENV_STORE_DIR = "WEAVIATE_AUTH_DIR"
 ENV_CA_BUNDLE = "WEAVIATE_AUTH_CA_BUNDLE"
 ENV_AUDIT_LOG = "WEAVIATE_AUTH_AUDIT_LOG"
 ENV_ADMIN_PROFILES = "WEAVIATE_AUTH_ADMIN_PROFILES"
+ENV_HUB_LOGIN = "WEAVIATE_AUTH_HUB_LOGIN"
+ENV_HUB_LOGIN_URLS = "WEAVIATE_AUTH_HUB_LOGIN_URLS"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -122,6 +128,24 @@ class WeaviateAuthApp(BrowserSignInSettings, ExtensionApp):
         True,
         config=True,
         help=f"Allow keeping credentials on this host ('Remember'). Env: {ENV_ALLOW_REMEMBER}.",
+    )
+    hub_login = Bool(
+        True,
+        config=True,
+        help=f"Offer 'sign in with your hub login' (needs hub_service_url). Env: {ENV_HUB_LOGIN}.",
+    )
+    hub_login_urls = List(
+        Unicode(),
+        config=True,
+        help="Patterns of the clusters the hub login may be used for (as allowed_urls); empty: "
+        f"every allowed URL. Env: {ENV_HUB_LOGIN_URLS} (comma-separated).",
+    )
+    hub_service_url = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="URL of the weaviate-auth hub service (weaviate_auth_widget.hub_service) handing "
+        f"this server its user's access token. Env: {HUB_SERVICE_ENV}.",
     )
     ca_bundle = Unicode(
         None,
@@ -204,6 +228,18 @@ class WeaviateAuthApp(BrowserSignInSettings, ExtensionApp):
     def _default_allow_remember(self) -> bool:
         return self._env_bool(ENV_ALLOW_REMEMBER, default=True, safe=False)
 
+    @default("hub_login")
+    def _default_hub_login(self) -> bool:
+        return self._env_bool(ENV_HUB_LOGIN, default=True, safe=False)
+
+    @default("hub_login_urls")
+    def _default_hub_login_urls(self) -> list[str]:
+        return _env_list(ENV_HUB_LOGIN_URLS)
+
+    @default("hub_service_url")
+    def _default_hub_service_url(self) -> str | None:
+        return _env(HUB_SERVICE_ENV)
+
     @default("ca_bundle")
     def _default_ca_bundle(self) -> str | None:
         return _env(ENV_CA_BUNDLE)
@@ -270,9 +306,21 @@ class WeaviateAuthApp(BrowserSignInSettings, ExtensionApp):
             require_https=self.require_https,
             allow_remember=self.allow_remember,
             ca_bundle=self.ca_bundle or None,
+            hub_login=self.hub_login,
+            hub_login_urls=tuple(self.hub_login_urls),
+            hub_service_url=self.hub_service_url or None,
         )
 
-    @observe("default_cluster_url", "allowed_urls", "allowed_issuers", "require_https", "allow_remember")
+    @observe(
+        "default_cluster_url",
+        "allowed_urls",
+        "allowed_issuers",
+        "require_https",
+        "allow_remember",
+        "hub_login",
+        "hub_login_urls",
+        "hub_service_url",
+    )
     def _policy_changed(self, change: Any) -> None:
         """Reconfiguration takes effect at once: the next use of any credential (token,
         refresh, login, logout) is checked against the new policy."""

@@ -54,16 +54,30 @@ def local_user() -> str | None:
         return None
 
 
-def is_owner(user: str | None, owner: str | None) -> bool:
-    """``owner`` None means a single-user server: whoever authenticated owns it."""
-    return owner is None or user == owner
+def hub_kind(user: object) -> str:
+    """``user`` or ``service``: what JupyterHub says authenticated the request.
+
+    jupyterhub-singleuser's identity provider keeps the hub's model on the user
+    (``hub_user``, with ``kind``). A hub *service* is named like a user in that model, so
+    a service called ``alice`` must not pass for the user ``alice``. Requests without a
+    hub model (a plain Jupyter server, the broker token) are the user's own."""
+    model = getattr(user, "hub_user", None)
+    kind = model.get("kind", "user") if isinstance(model, Mapping) else "user"
+    return str(kind)
 
 
-def check_owner(user: str | None, owner: str | None, action: str) -> None:
-    """Raise :class:`NotOwner` unless ``user`` may ``action`` on this server."""
-    if not is_owner(user, owner):
+def is_owner(user: str | None, owner: str | None, kind: str = "user") -> bool:
+    """``owner`` None means a single-user server: whoever authenticated owns it. Under a
+    hub, only the *user* named ``owner`` does (not a service of the same name)."""
+    return owner is None or (kind == "user" and user == owner)
+
+
+def check_owner(user: str | None, owner: str | None, action: str, kind: str = "user") -> None:
+    """Raise :class:`NotOwner` unless ``user`` (a hub ``kind``) may ``action`` on this server."""
+    if not is_owner(user, owner, kind):
+        who = f"the hub service {user}" if kind != "user" else (user or "an unknown user")
         raise NotOwner(
-            f"Only {owner} can {action} on this server (you are signed in as {user or 'an unknown user'}).",
+            f"Only {owner} can {action} on this server (you are signed in as {who}).",
             fix="Ask the server's owner, or use your own server.",
         )
 
@@ -72,6 +86,7 @@ __all__ = [
     "HUB_USER_ENV",
     "broker_token_matches",
     "check_owner",
+    "hub_kind",
     "hub_owner",
     "is_owner",
     "local_user",

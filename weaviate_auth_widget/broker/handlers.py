@@ -31,7 +31,7 @@ from tornado import web
 
 from ..errors import ProfileNotFound, RequestTooLarge, WeaviateAuthError
 from . import BROKER_HEADER, KERNEL_HEADER, MAX_BODY_BYTES
-from .auth import broker_token_matches, check_owner
+from .auth import broker_token_matches, check_owner, hub_kind
 from .callback_url import redirect_uri
 from .proof import broker_proof
 from .requests import (
@@ -210,7 +210,8 @@ class BrokerHandler(APIHandler):
         return user.username if isinstance(user, User) else None
 
     def require_owner(self, action: str) -> None:
-        check_owner(self.user_name, self.broker.owner, action)
+        user = getattr(self, "_jupyter_current_user", None)
+        check_owner(self.user_name, self.broker.owner, action, hub_kind(user))
 
     # -- the body ------------------------------------------------------------------
     def _limit_body(self) -> None:
