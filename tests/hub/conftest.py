@@ -799,7 +799,9 @@ class Hub:
         self.namesake_token = secrets.token_hex(32)
         self.user_password = secrets.token_urlsafe(18)
         self.admin_password = secrets.token_urlsafe(36)
-        self.store_master_key = secrets.token_hex(32).encode()
+        # one master key for the whole session, as an administrator keeps theirs: the users
+        # (session-wide) keep their stores from one module's hub to the next
+        self.store_master_key = _STORE_MASTER_KEY
         self.write_admin_profiles()
         config = self.write_config()
         self.log_path = self.workdir / "hub" / "hub.log"
@@ -903,6 +905,9 @@ def running_hub(prepared: Hub, matrix: Matrix, log_name: str = "hub.log") -> Ite
             ARTEFACTS.mkdir(exist_ok=True)
             shutil.copyfile(prepared.log_path, ARTEFACTS / log_name)
         shutil.rmtree(prepared.workdir, ignore_errors=True)
+
+
+_STORE_MASTER_KEY = secrets.token_hex(32).encode()
 
 
 def hub_workdir() -> Path:

@@ -733,6 +733,7 @@ NOT_OWNER_EXPECTED = {
     "log in": "403 not_owner",
     "log out": "403 not_owner",
     "write profile+secret": "403 not_owner",
+    "connect (save+login)": "403 not_owner",
     "delete profile": "403 not_owner",
     "admin profile token": "403 not_owner",
 }
