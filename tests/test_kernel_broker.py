@@ -68,6 +68,10 @@ def server_env(base: Path) -> dict[str, str]:
     return env
 
 
+class PortTaken(RuntimeError):
+    """Another process bound the free port we picked before the server did."""
+
+
 class JupyterServer:
     """One ``python -m jupyter_server`` subprocess on loopback, with a random token."""
 
@@ -77,6 +81,8 @@ class JupyterServer:
         self.env = env
         self.root = root
         self.port = port or free_port()
+        #: a port we picked may be taken by another process before the server binds it
+        self._own_port = port is None
         self.token = secrets.token_hex(24)
         self.extra = extra or []
         self.runtime = Path(env["JUPYTER_RUNTIME_DIR"])
@@ -96,7 +102,20 @@ class JupyterServer:
         assert self.proc is not None
         return self.runtime / f"weaviate-auth-broker-{self.proc.pid}.json"
 
-    def start(self) -> JupyterServer:
+    def start(self, *, attempts: int = 3) -> JupyterServer:
+        try:
+            return self._start()
+        except PortTaken:
+            if not self._own_port or attempts <= 1:
+                raise
+        self.port = free_port()
+        self.http.close()
+        self.http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"token {self.token}"}, timeout=30, trust_env=False
+        )
+        return self.start(attempts=attempts - 1)
+
+    def _start(self) -> JupyterServer:
         self.root.mkdir(parents=True, exist_ok=True)
         cmd = [
             sys.executable,
@@ -118,9 +137,10 @@ class JupyterServer:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"jupyter server exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}"
-                )
+                tail = self.log.read_text()[-3000:]
+                if f"port {self.port} is not available" in tail:
+                    raise PortTaken(tail)
+                raise RuntimeError(f"jupyter server exited ({self.proc.returncode}):\n{tail}")
             try:
                 if self.http.get("api/status").status_code == 200 and self.broker_file.exists():
                     return self
