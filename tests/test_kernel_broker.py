@@ -789,3 +789,66 @@ def test_official_clients_in_a_kernel_take_tokens_from_the_broker(
         # one refresh per expiry (about every 2.4 s; the kernel's start-up adds a few)
         assert 5 <= grants["refresh_token"] <= 12
         assert {c.code for c in running.weaviate.grpc_calls} == {"OK"}
+
+
+EVERY_METHOD_CODE = """
+import json
+from weaviate_auth_widget.kernel import get_backend
+backend = get_backend()
+print("MODE", backend.mode)
+for name in NAMES:
+    with backend.session(name) as session, session.weaviate_client(grpc_port=GRPC_PORT) as client:
+        objects = client.collections.get("Article").query.fetch_objects().objects  # gRPC
+        held = repr(vars(client._connection)) + repr(client._connection._headers)
+        print("RESULT", json.dumps([name, len(objects), client.get_meta()["version"], held]))
+"""
+
+
+@pytest.mark.timeout(240)
+def test_every_login_method_reaches_the_official_client_through_the_broker(
+    isolated: dict[str, str], tmp_path: Path
+) -> None:
+    """API key, password, client credentials and a given bearer token, each saved in the
+    broker, each handed to the official client in a real kernel on its default connect
+    path (Weaviate Cloud shape: API keys and OIDC both on); the kernel holds no secret."""
+    from tests.test_sandbox import user_token
+    from weaviate_auth_widget.sandbox import Sandbox
+
+    pytest.importorskip("weaviate", reason="the official client is the 'client' extra")
+    with Sandbox.demo(shape="cloud") as running:
+        creds = running.credentials
+        assert creds is not None
+        url = running.weaviate_url
+        bodies = {
+            "k": {"url": url, "secrets": {"api_key": creds.admin_api_key}},
+            "pw": {
+                "url": url,
+                "method": "password",
+                "username": creds.username,
+                "secrets": {"password": creds.password},
+            },
+            "cc": {
+                "url": url,
+                "method": "client_credentials",
+                "client_id": creds.service_client_id,
+                "secrets": {"client_secret": creds.service_client_secret},
+            },
+            "bt": {"url": url, "method": "bearer", "secrets": {"bearer": user_token(running)}},
+        }
+        server = JupyterServer(isolated, tmp_path / "root").start()
+        try:
+            for name, body in bodies.items():
+                server.save_profile(name, body)
+            code = EVERY_METHOD_CODE.replace("NAMES", repr(list(bodies))).replace(
+                "GRPC_PORT", str(running.weaviate.grpc_port)
+            )
+            out = server.run_in_kernel(code, timeout=180)
+        finally:
+            server.stop()
+    assert lines(out)["MODE"] == "broker"
+    results = [json.loads(line.split(" ", 1)[1]) for line in out.splitlines() if line.startswith("RESULT ")]
+    assert [r[0] for r in results] == list(bodies)
+    for name, count, version, held in results:
+        assert (count, version) == (2, running.weaviate_config.version), name
+        assert creds.password not in held and creds.service_client_secret not in held
+    assert {c.code for c in running.weaviate.grpc_calls if c.method == "Search"} == {"OK"}
