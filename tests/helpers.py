@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 class Recorder:
@@ -122,3 +123,14 @@ def closed_port() -> int:
     port = sock.getsockname()[1]
     sock.close()
     return int(port)
+
+
+def password_profile(sandbox: Any) -> dict[str, Any]:
+    """The broker's JSON body for a username & password profile on ``sandbox``."""
+    creds = sandbox.credentials
+    return {
+        "url": sandbox.weaviate_url,
+        "method": "password",
+        "username": creds.username,
+        "secrets": {"password": creds.password},
+    }

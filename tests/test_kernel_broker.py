@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import QuietHandler, serving
+from tests.helpers import QuietHandler, password_profile, serving
 from weaviate_auth_widget import chain, kernel
 from weaviate_auth_widget.kernel import BROKER_FILE_ENV, BROKER_HEADER, BrokerClient, find_broker
 from weaviate_auth_widget.tokens import CachingTokenSource
@@ -395,16 +395,6 @@ def test_kernels_use_the_broker_and_sessions_survive_server_restarts(
     finally:
         for server in servers:
             server.stop()
-
-
-def password_profile(sandbox: Any) -> dict[str, Any]:
-    creds = sandbox.credentials
-    return {
-        "url": sandbox.weaviate_url,
-        "method": "password",
-        "username": creds.username,
-        "secrets": {"password": creds.password},
-    }
 
 
 def save_demo_profiles(server: JupyterServer, sandbox: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import password_profile
 from weaviate_auth_widget.broker.admin import resolve_admin_profiles
 from weaviate_auth_widget.policy import Policy
 
@@ -27,16 +28,6 @@ def test_refused_url(api: Any, sandbox: Any) -> None:
     assert api("GET", "status").json()["policy"]["allowed_urls"] == ["https://*.weaviate.cloud"]
 
 
-def _password_body(sandbox: Any) -> dict[str, Any]:
-    creds = sandbox.credentials
-    return {
-        "url": sandbox.weaviate_url,
-        "method": "password",
-        "username": creds.username,
-        "secrets": {"password": creds.password},
-    }
-
-
 def test_token_route_checks_the_policy_as_it_is_now(api: Any, broker_app: Any, sandbox: Any) -> None:
     """Profiles saved before the administrator narrowed allowed_urls: no credential is
     used or returned any more, through any route (issue 8, item 1)."""
@@ -47,7 +38,7 @@ def test_token_route_checks_the_policy_as_it_is_now(api: Any, broker_app: Any, s
         "headers": ["X-OpenAI-Api-Key"],
     }
     assert api("PUT", "profiles/key", json_body=key_profile).code == 200
-    assert api("PUT", "profiles/pw", json_body=_password_body(sandbox)).code == 200
+    assert api("PUT", "profiles/pw", json_body=password_profile(sandbox)).code == 200
     assert api("POST", "profiles/key/token", auth="kernel").json()["token"] == creds.admin_api_key
     assert api("POST", "profiles/pw/login").code == 200  # a token is cached for pw now
     sandbox.reset_stats()
@@ -83,7 +74,7 @@ def test_invalid_host_names_are_a_clear_400(api: Any, url: str) -> None:
 )
 def test_allowed_issuers_from_the_environment(api: Any, sandbox: Any) -> None:
     assert api("GET", "status").json()["policy"]["allowed_issuers"] == ["https://login.example.com/realms/*"]
-    assert api("PUT", "profiles/pw", json_body=_password_body(sandbox)).code == 200
+    assert api("PUT", "profiles/pw", json_body=password_profile(sandbox)).code == 200
     refused = api("POST", "profiles/pw/token", auth="kernel")
     assert (refused.code, refused.error_code) == (403, "policy_refused"), refused.text
     assert "identity provider" in refused.json()["error"]["message"]
