@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from tests.helpers import QuietHandler, password_profile, serving
-from weaviate_auth_widget import chain, kernel
+from weaviate_auth_widget import broker_transport, chain, kernel
 from weaviate_auth_widget.kernel import BROKER_FILE_ENV, BROKER_HEADER, BrokerClient, find_broker
 from weaviate_auth_widget.tokens import CachingTokenSource
 
@@ -714,7 +714,7 @@ def test_a_client_in_use_checks_the_broker_again_before_trusting_a_new_listener(
         client = BrokerClient()
         assert client.status()["mode"] == "broker"
         token = broker_token(server)
-        monkeypatch.setattr(kernel, "TRUST_SECONDS", 0.0)
+        monkeypatch.setattr(broker_transport, "TRUST_SECONDS", 0.0)  # where the client reads it
         assert client.status()["mode"] == "broker"  # the real broker proves itself each time
         server.stop(crash=True)
         assert server.broker_file.exists()

@@ -21,12 +21,9 @@ its next request by reading the connection file again.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
-import types
 from typing import TYPE_CHECKING, Literal
 
-from . import broker_transport as _transport
 from .broker import API_PATH, BROKER_FILE_ENV, BROKER_HEADER, KERNEL_HEADER
 
 # What kernel code and tests have always imported from here (``X as X``: re-exported).
@@ -38,7 +35,6 @@ from .broker_discovery import BrokerInfo, find_broker, kernel_id, pid_alive, rea
 from .broker_transport import CONNECT_TIMEOUT as CONNECT_TIMEOUT
 from .broker_transport import PROBE_TIMEOUT as PROBE_TIMEOUT
 from .broker_transport import READ_TIMEOUT as READ_TIMEOUT
-from .broker_transport import TRUST_SECONDS as TRUST_SECONDS  # read and written via _KernelModule
 from .broker_transport import NotTheBroker
 from .errors import BrokerUnavailable, WeaviateAuthError
 
@@ -151,23 +147,6 @@ def describe_mode(backend: AuthBackend | None = None) -> str:
         return backend.describe_mode()
     reason = _in_process_reason if backend is _chosen else "chosen explicitly"
     return f"in-process ({reason}; secrets stay in this kernel's memory and your store)"
-
-
-class _KernelModule(types.ModuleType):
-    """``kernel.TRUST_SECONDS`` stays the setting it always was: the transport that
-    reads it lives in :mod:`.broker_transport` now, so reads and writes go there (tests
-    shorten it with ``monkeypatch.setattr(kernel, "TRUST_SECONDS", 0.0)``)."""
-
-    @property
-    def TRUST_SECONDS(self) -> float:
-        return _transport.TRUST_SECONDS
-
-    @TRUST_SECONDS.setter
-    def TRUST_SECONDS(self, value: float) -> None:
-        _transport.TRUST_SECONDS = value
-
-
-sys.modules[__name__].__class__ = _KernelModule
 
 
 __all__ = [
