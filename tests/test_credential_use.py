@@ -210,8 +210,7 @@ def test_clock_skew_does_not_turn_requests_into_refreshes(
     from weaviate_auth_widget import service as service_module
 
     for module in (tokens, oidc, service_module):
-        if hasattr(module, "time"):
-            monkeypatch.setattr(module, "time", _skewed_time(offset))
+        monkeypatch.setattr(module, "time", _skewed_time(offset))  # raises if a module lost it
     service.save_profile(_password_profile(sandbox), {"password": sandbox.credentials.password})
     service.login("pw")
     with service.session("pw") as session:

@@ -204,11 +204,18 @@ def test_default_prompt_prints_in_a_terminal(capsys: pytest.CaptureFixture[str])
     import time
 
     code = DeviceCode(
-        "BCDF-GHJK", "https://idp.example/device", None, time.time() + 600, 5, "idp.example", "dc"
+        "BCDF-GHJK",
+        "https://idp.example/device",
+        None,
+        time.time() + 600,
+        5,
+        "idp.example",
+        "secret-device-code",
     )
     device.show_device_code(code)
     err = capsys.readouterr().err
-    assert "https://idp.example/device" in err and "BCDF-GHJK" in err and "dc" not in err.split("code")[0]
+    assert "https://idp.example/device" in err and "BCDF-GHJK" in err
+    assert "secret-device-code" not in err
 
 
 def test_terminal_login_creates_a_browser_profile_and_signs_in(quick: Sandbox, tmp_path: Path) -> None:

@@ -36,7 +36,6 @@ def test_notebook_runs_against_the_sandbox(
     service.close()
     for name, value in {
         "WEAVIATE_AUTH_DIR": str(store),
-        "WEAVIATE_PROFILE": "sandbox",
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",  # the file store, as saved above
         "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
     }.items():

@@ -92,8 +92,12 @@ def secrets_of(sandbox: Sandbox) -> list[str]:
 
 
 def test_every_block_is_run_or_says_why() -> None:
-    found = FENCE.findall(README.read_text())
-    assert {lang for lang, _ in found} <= {"python", "bash", ""}  # "": the layout tree, not code
+    text = README.read_text()
+    found = FENCE.findall(text)
+    assert text.count("\n```") == 2 * len(found), "a fence the pattern does not read (```lang extra?)"
+    assert {lang for lang, _ in found} <= {"python", "bash", ""}
+    untagged = [code for lang, code in found if lang == ""]
+    assert len(untagged) == 1 and untagged[0].startswith("weaviate_auth_widget/")  # the layout tree
     for code in blocks("bash"):
         assert code.startswith(TERMINAL_BLOCK) or any(code.startswith(first) for first in NOT_RUN), (
             f"a bash block neither run nor listed:\n{code}"
@@ -158,16 +162,12 @@ def test_the_terminal_block_runs_in_a_terminal(sandbox: Sandbox, tmp_path: Path)
 
     (code,) = [c for c in blocks("bash") if c.startswith(TERMINAL_BLOCK)]
     creds = sandbox.credentials
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    shim = bin_dir / "weaviate-auth"
-    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m weaviate_auth_widget.cli "$@"\n')
-    shim.chmod(0o755)
+    bin_dir = Path(sys.executable).parent  # the installed `weaviate-auth` console script
+    assert (bin_dir / "weaviate-auth").exists(), "pip install -e . installs the weaviate-auth command"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEAVIATE_", "JUPYTER_", "JPY_"))}
     env.pop("DBUS_SESSION_BUS_ADDRESS", None)
     env.update(
         PATH=f"{bin_dir}:{env['PATH']}",
-        PYTHONPATH=str(README.parent),
         HOME=str(tmp_path / "home"),
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),  # no Jupyter server: in-process
         WEAVIATE_AUTH_DIR=str(tmp_path / "store"),

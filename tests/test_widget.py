@@ -362,3 +362,21 @@ def test_browser_sign_in_button_keeps_other_logins_and_offers_only_with_a_broker
     assert replies == [{"event": "open", "url": "https://idp.example/authorize?x", "sign_in": "sid"}]
     assert backend.describe("prod")["method"] == "api_key" and backend.describe("prod")["has_secret"]
     assert backend.describe("prod-browser")["method"] == "browser"
+
+
+def test_the_sign_in_offer_asks_only_clusters_the_policy_allows(sandbox: Sandbox) -> None:
+    """The panel's public discovery requests (for the "Sign in with" button) follow the
+    administrator's URL rules too: a refused cluster is not even asked."""
+    from weaviate_auth_widget.urls import host_of
+    from weaviate_auth_widget.widget_sign_in import _offers, provider_offer
+
+    oidc.discovery_cache.clear()
+    _offers.clear()
+    refused = Policy(allowed_urls=("https://only.example",))
+    assert provider_offer(sandbox.weaviate_url, refused) is None
+    assert not [r for r in sandbox.weaviate.requests if r.path.endswith("openid-configuration")]
+    pinned = Policy(allowed_issuers=("https://login.example.com",))
+    assert provider_offer(sandbox.weaviate_url, pinned) is None
+    assert sandbox.idp_stats()["discovery"] == 0  # the provider was never asked
+    assert provider_offer(sandbox.weaviate_url, Policy()) == host_of(sandbox.idp_url)
+    _offers.clear()

@@ -35,7 +35,6 @@ READ_TIMEOUT = 30.0
 PROBE_TIMEOUT = 5.0
 #: After this long without an answer from the broker, it proves itself again before
 #: the next request carries the token (it may have stopped and its port been taken).
-#: ``kernel.TRUST_SECONDS`` reads and writes this one.
 TRUST_SECONDS = 5.0
 
 _UNSET: Any = object()

@@ -193,6 +193,10 @@ def _bind(connection: Any, login: Login, *, is_async: bool) -> None:
     def make_client_with_auth(colour: str) -> Any:
         http = make_client(colour)
         http.auth = auth
+        # as in the sessions: no credential or module key follows a redirect elsewhere
+        hooks = http.event_hooks
+        hooks["request"] = [*hooks.get("request", []), _strip_hook(auth, is_async)]
+        http.event_hooks = hooks
         return http
 
     cached = getattr(source, "current", None) if is_async else None
@@ -215,6 +219,17 @@ def _bind(connection: Any, login: Login, *, is_async: bool) -> None:
     connection.open_connection_grpc = open_connection_grpc
 
 
+def _strip_hook(auth: WeaviateAuth, is_async: bool) -> Callable[[Any], Any]:
+    """``auth.strip_foreign`` as the request hook the (sync or async) httpx client wants."""
+    if not is_async:
+        return auth.strip_foreign
+
+    async def strip(request: Any) -> None:
+        auth.strip_foreign(request)
+
+    return strip
+
+
 def _with_token(metadata: Sequence[tuple[str, str]] | None, token: Token) -> tuple[tuple[str, str], ...]:
     """The client's metadata with ``authorization`` last and current (spec: it goes last)."""
     base = tuple((k, v) for k, v in (metadata or ()) if k != "authorization")
@@ -227,7 +242,6 @@ class _Guard:
     def __init__(self, login: Login) -> None:
         self.host = host_of(login.url)
         self.method = login.login_method
-        self.profile = login.identity.profile if login.identity else None
 
     @staticmethod
     def refused(exc: Exception) -> bool:
@@ -244,7 +258,7 @@ class _Guard:
 
     def error(self, exc: Exception) -> WeaviateAuthError:
         details = str(exc.details() or "")  # type: ignore[attr-defined]
-        return cluster.unauthorized(details, host=self.host, method=self.method, profile=self.profile)
+        return cluster.unauthorized(details, host=self.host, method=self.method)
 
 
 class _SyncStub:

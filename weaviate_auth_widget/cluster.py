@@ -68,7 +68,7 @@ def raise_for_auth(response: httpx.Response, *, method: str, profile: str | None
             fix="Use a key or user with a role that allows it (ask the cluster's administrator).",
         )
     if status == 401:
-        raise unauthorized(message, host=host, method=method, profile=profile)
+        raise unauthorized(message, host=host, method=method)
     if "required claim" in message:
         raise UnexpectedResponse(
             f"The cluster at {host} cannot read the user name from the token ({message}).",
@@ -82,7 +82,7 @@ def raise_for_auth(response: httpx.Response, *, method: str, profile: str | None
     )
 
 
-def unauthorized(message: str, *, host: str, method: str, profile: str | None = None) -> WeaviateAuthError:
+def unauthorized(message: str, *, host: str, method: str) -> WeaviateAuthError:
     """The typed error for a refused token (HTTP 401, or gRPC UNKNOWN ``unauthorized``)."""
     lowered = message.lower()
     if any(marker in lowered for marker in _NO_SCHEME_MARKERS):

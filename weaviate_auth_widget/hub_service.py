@@ -82,21 +82,47 @@ class HubTokens:
             "user": user,
         }
 
+    def _unreachable(self, exc: Exception) -> HubServiceError:
+        return HubServiceError(
+            502,
+            "hub_unreachable",
+            f"The hub API at {self.api_url} did not answer ({type(exc).__name__}): check "
+            "JUPYTERHUB_API_URL and that the hub is running.",
+        )
+
+    def _answered(self, status: int, what: str) -> HubServiceError:
+        return HubServiceError(
+            502,
+            "hub_error",
+            f"The hub API at {self.api_url} answered {status} for {what}: check the hub's log and "
+            "this service's scopes (read:users, admin:auth_state).",
+        )
+
+    def _json(self, reply: httpx.Response, what: str) -> dict[str, Any]:
+        """The hub's JSON object, or a clear 502 (never a 500 with a traceback)."""
+        try:
+            data = reply.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise HubServiceError(
+                502, "hub_error", f"The hub API at {self.api_url} sent no JSON object for {what}."
+            )
+        return data
+
     async def _whoami(self, caller_token: str) -> str:
         try:
             reply = await self._client.get(
                 self.api_url + "user", headers={"Authorization": f"token {caller_token}"}
             )
         except httpx.HTTPError as exc:
-            raise HubServiceError(
-                502, "hub_unreachable", f"The hub API did not answer ({type(exc).__name__})."
-            ) from None
+            raise self._unreachable(exc) from None
         if reply.status_code in (401, 403):
             # an unknown token, or a user whose hub login could not be refreshed
             raise HubServiceError(401, "hub_login_expired", "The hub does not accept this login any more.")
         if reply.status_code != 200:
-            raise HubServiceError(502, "hub_error", f"The hub API answered {reply.status_code} to /user.")
-        model = reply.json()
+            raise self._answered(reply.status_code, "/user")
+        model = self._json(reply, "/user")
         if model.get("kind") != "user" or not isinstance(model.get("name"), str):
             raise HubServiceError(403, "not_a_user", "Only a user's own server gets that user's token.")
         return str(model["name"])
@@ -108,12 +134,10 @@ class HubTokens:
                 headers={"Authorization": f"token {self._service_token}"},
             )
         except httpx.HTTPError as exc:
-            raise HubServiceError(
-                502, "hub_unreachable", f"The hub API did not answer ({type(exc).__name__})."
-            ) from None
+            raise self._unreachable(exc) from None
         if reply.status_code != 200:
-            raise HubServiceError(502, "hub_error", f"The hub API answered {reply.status_code} for the user.")
-        model = reply.json()
+            raise self._answered(reply.status_code, "the user's model")
+        model = self._json(reply, "the user's model")
         if "auth_state" not in model:
             raise HubServiceError(
                 500,

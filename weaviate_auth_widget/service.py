@@ -407,7 +407,12 @@ class AuthService:
         on their next request (their cached token is dropped)."""
         profile = self.get_profile(name)
         if profile.method != "api_key":
-            raise WrongMethod(f"Profile {name!r} does not log in with an API key.")
+            host = host_of(profile.url)
+            raise WrongMethod(
+                f"Profile {name!r} ({host}) does not log in with an API key.",
+                host=host,
+                fix="Keep the rotated key in an API-key profile (name a new one).",
+            )
         _validate_secrets(profile, {"api_key": value})
         self.credentials.put(profile, "api_key", value)
         state = self._states.get(name)

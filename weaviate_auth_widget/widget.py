@@ -19,6 +19,7 @@ import ipywidgets as w
 
 from .errors import ProfileNotFound, WeaviateAuthError, from_code
 from .login_form import ConnectButton, LoginForm, SecretField, broker_check
+from .policy import Policy
 from .profiles import (
     METHOD_LABELS,
     PRIMARY_SECRET,
@@ -86,6 +87,13 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         status = _safe_status(backend)
         policy = status.get("policy") or {}
         self._allow_remember = bool(policy.get("allow_remember", True))
+        #: the administrator's URL rules, for the public discovery requests the panel makes
+        self.policy = Policy(
+            allowed_urls=tuple(policy.get("allowed_urls") or ()),
+            allowed_issuers=tuple(policy.get("allowed_issuers") or ()),
+            require_https=bool(policy.get("require_https", True)),
+            ca_bundle=policy.get("ca_bundle"),
+        )
 
         self.profiles = w.Dropdown(**_label("Profile"))
         self.name = w.Text(placeholder="e.g. prod", **_label("Profile name"))
@@ -253,8 +261,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         """The fallback route's one message: into the (never synced) fields, once."""
         if not isinstance(secrets, dict):
             return
-        fields = {"api_key": self.api_key, "password": self.password, "client_secret": self.client_secret}
-        fields.update({f"header:{h}": f for h, f in self.module_keys.items()})
+        fields = self._secret_fields()
         for kind, value in secrets.items():
             field = fields.get(kind)
             if field is not None and isinstance(value, str):
@@ -394,18 +401,23 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
 
     def _take_secrets(self) -> dict[str, str]:
         """Read every secret field and clear it at once (before any network call)."""
-        method = self._method()
-        fields = {"api_key": self.api_key, "password": self.password, "client_secret": self.client_secret}
+        wanted = PRIMARY_SECRET[self._method()]
         secrets: dict[str, str] = {}
-        for kind, field in fields.items():
-            if field.value and kind == PRIMARY_SECRET[method]:
+        for kind, field in self._secret_fields().items():
+            if field.value and (kind == wanted or kind.startswith("header:")):
                 secrets[kind] = field.value
             field.value = ""
-        for header, field in self.module_keys.items():
-            if field.value:
-                secrets[f"header:{header}"] = field.value
-            field.value = ""
         return secrets
+
+    def _secret_fields(self) -> dict[str, Any]:
+        """Every secret field, by the kind of secret it holds (module keys: ``header:X``)."""
+        fields: dict[str, Any] = {
+            "api_key": self.api_key,
+            "password": self.password,
+            "client_secret": self.client_secret,
+        }
+        fields.update({f"header:{h}": f for h, f in self.module_keys.items()})
+        return fields
 
     def _method(self) -> str:
         return "client_credentials" if self.advanced.value else str(self.method.value)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import oidc
 from .errors import SignInFailed, WeaviateAuthError
+from .policy import Policy
 from .profiles import Profile, default_name, free_name
 from .transport import HttpSettings
 from .urls import host_of, normalize_url
@@ -31,16 +32,20 @@ DEBOUNCE = 0.4
 _offers: dict[str, str | None] = {}
 
 
-def provider_offer(url: str) -> str | None:
+def provider_offer(url: str, policy: Policy | None = None) -> str | None:
     """The provider host to sign in with at cluster ``url``, or None when its discovery
-    does not allow a browser sign-in. Public documents only; cached per URL."""
+    does not allow a browser sign-in. Public documents only, and only from a cluster and
+    a provider the administrator's policy allows (with its CA bundle); cached per URL."""
     if url in _offers:
         return _offers[url]
+    policy = policy or Policy()
     offer: str | None = None
     try:
-        with HttpSettings(read_timeout=5.0).client() as client:
+        policy.check_url(url)
+        with HttpSettings(read_timeout=5.0, ca_bundle=policy.ca_bundle).client() as client:
             info = oidc.cluster_oidc(client, url)
             if info is not None:
+                policy.check_issuer(oidc.issuer_of(info.href), host_of(url))
                 prov = oidc.provider(client, info.href)
                 offer = host_of(prov.issuer) if prov.offers_code_flow() else None
     except WeaviateAuthError as exc:  # not remembered: the next URL change asks again
@@ -79,7 +84,7 @@ class BrowserSignIn:
             time.sleep(DEBOUNCE)
             if generation != self._generation:
                 return
-            host = provider_offer(url)
+            host = provider_offer(url, self.panel.policy)
             if generation == self._generation and host:
                 self.panel.form.sign_in = {"label": f"Sign in with {host}", "provider": host}
 

@@ -49,7 +49,6 @@ def sign_in_with_popup(panel: Panel, sandbox: Any, *, type_password: bool = True
     return "waw-error" not in (final.get_attribute("class") or ""), str(final.inner_text())
 
 
-@pytest.mark.parametrize("frontend", FRONTENDS)
 def minted(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every JWT (access and id tokens) the provider signs from now on."""
     signed: list[str] = []
