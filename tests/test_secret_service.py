@@ -31,6 +31,7 @@ from jeepney.bus_messages import message_bus
 from jeepney.io.blocking import open_dbus_connection
 
 from weaviate_auth_widget.errors import StoreUnavailable
+from weaviate_auth_widget.secret_backends import os_keyring
 from weaviate_auth_widget.secrets import SERVICE, SecretStore, reset_auto_choice
 
 secretstorage = pytest.importorskip(
@@ -342,6 +343,17 @@ def test_a_dbus_that_never_answers_never_hangs(
         auto = SecretStore("auto", directory=tmp_path, timeout=1)  # keyring discovery hangs
         assert auto.backend_name == "file readable only by you"
         assert time.monotonic() - started < 1 + 1.5
+
+        # The hung discovery worker ends once its connection closes, and keyring then sets
+        # its global backend from that thread. Let it finish before choosing the backend
+        # below, or it can overwrite that choice mid-test (seen in CI).
+        stuck = [worker for worker in os_keyring._stuck if worker.is_alive()]
+        assert stuck, "keyring discovery should still be hanging on the silent bus"
+        while held:
+            held.pop().close()
+        for worker in stuck:
+            worker.join(10)
+            assert not worker.is_alive(), "the discovery worker did not end after EOF"
 
         from keyring.backends import SecretService
 
