@@ -15,7 +15,7 @@ import pytest
 from tests.idp_browser import Browser
 from weaviate_auth_widget import device, oidc
 from weaviate_auth_widget.device import DeviceCode
-from weaviate_auth_widget.errors import LoginExpired, PolicyRefused, SignInFailed, WrongMethod
+from weaviate_auth_widget.errors import LoginExpired, MethodChange, PolicyRefused, SignInFailed, WrongMethod
 from weaviate_auth_widget.policy import Policy
 from weaviate_auth_widget.profiles import METHOD_LABELS, Profile
 from weaviate_auth_widget.sandbox import IdPClient, IdPConfig, Sandbox, WeaviateConfig
@@ -263,3 +263,22 @@ def test_default_prompt_is_a_link_in_a_notebook(monkeypatch: pytest.MonkeyPatch)
     (html,) = shown
     assert "href='https://idp.example/device?user_code=BCDF-GHJK&amp;x=&lt;b&gt;'" in html
     assert "<code>BCDF-GHJK</code>" in html and "secret-device-code" not in html
+
+
+def test_a_signed_in_browser_profile_is_not_silently_turned_into_another_login(
+    quick: Sandbox, tmp_path: Path
+) -> None:
+    """The other way round from the panel's rule: a save that would drop the refresh
+    token of a browser sign-in (here for an API-key login) is refused unless it says so."""
+    service = make_service(tmp_path)
+    service.save_profile(browser_profile(quick))
+    service.login("sso", device_prompt=User(quick))
+    as_key = Profile(name="sso", url=quick.weaviate_url)
+    with pytest.raises(MethodChange, match="refresh_token") as err:
+        service.save_profile(as_key, {"api_key": quick.credentials.admin_api_key})
+    assert err.value.code == "method_change" and "replace=True" in str(err.value)
+    assert service.kept_secrets(service.get_profile("sso")) == ["refresh_token"]
+    assert service.login("sso").username == quick.credentials.username  # the sign-in still works
+    service.save_profile(as_key, {"api_key": quick.credentials.admin_api_key}, replace=True)
+    assert service.kept_secrets(service.get_profile("sso")) == ["api_key"]
+    service.close()

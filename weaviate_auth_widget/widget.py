@@ -276,7 +276,9 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         if not self._must_ask({}, request):
             self._post(request, kinds)
 
-    def _post(self, request: str, kinds: set[str], new_name: str | None = None) -> None:
+    def _post(
+        self, request: str, kinds: set[str], new_name: str | None = None, replace: bool = False
+    ) -> None:
         view = self._views.get(self._selected() or "") if not new_name else None
         if view and view.get("read_only"):  # the administrator's profile: nothing to post
             self.form.reply(request, "clear")
@@ -285,6 +287,8 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         name, profile, unchanged = self._profile(kinds, new_name)
         body = profile.to_json()
         body.pop("name", None)
+        if replace:  # the user chose Replace: the core may drop the old method's secrets
+            body["replace"] = True
         self._request = request
         self._busy(True)
         self.form.reply(request, "post", name=name, body=body, unchanged=unchanged)
@@ -322,11 +326,13 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         if choice == "new":
             new_name = free_name(f"{held.name}-{self._method().replace('_', '-')}", self._views)
         if held.request is not None:
-            self._post(held.request, set(), new_name)
+            self._post(held.request, set(), new_name, replace=new_name is None)
             return None
-        return self._connect(held.secrets, new_name=new_name)
+        return self._connect(held.secrets, new_name=new_name, replace=new_name is None)
 
-    def _connect(self, secrets: dict[str, str], new_name: str | None = None) -> WeaviateSession | None:
+    def _connect(
+        self, secrets: dict[str, str], new_name: str | None = None, replace: bool = False
+    ) -> WeaviateSession | None:
         self._busy(True)
         name: str | None = None
         try:
@@ -334,7 +340,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             if profile.read_only or (unchanged and not secrets):
                 identity = self.backend.login(name)
             else:  # saved, and the secrets kept only if the login works
-                identity = self.backend.connect(profile, secrets)
+                identity = self.backend.connect(profile, secrets, replace=replace)
             return self._finish(name, identity)
         except WeaviateAuthError as exc:
             self._show_error(exc)

@@ -122,8 +122,10 @@ class Broker:
 
 
 # -- what handlers call in worker threads --------------------------------------------
-def save_and_describe(service: AuthService, profile: Profile, secrets: dict[str, str]) -> dict[str, Any]:
-    service.save_profile(profile, secrets)
+def save_and_describe(
+    service: AuthService, profile: Profile, secrets: dict[str, str], replace: bool = False
+) -> dict[str, Any]:
+    service.save_profile(profile, secrets, replace=replace)
     return service.describe(profile.name)
 
 
@@ -379,8 +381,8 @@ class ProfileHandler(BrokerHandler):
     @authorized
     async def put(self, name: str) -> None:
         self.require_owner("change profiles")
-        profile, secrets = parse_profile_input(profile_name(name), self.json_body())
-        self.reply(await self.broker.run(save_and_describe, self.service, profile, secrets))
+        profile, secrets, replace = parse_profile_input(profile_name(name), self.json_body())
+        self.reply(await self.broker.run(save_and_describe, self.service, profile, secrets, replace))
 
     @web.authenticated
     @authorized
@@ -415,8 +417,10 @@ class ConnectHandler(BrokerHandler):
     @authorized
     async def post(self, name: str) -> None:
         self.require_owner("change profiles")
-        profile, secrets = parse_profile_input(profile_name(name), self.json_body())
-        identity = await self.broker.run(self.service.connect, profile, secrets)
+        profile, secrets, replace = parse_profile_input(profile_name(name), self.json_body())
+        identity = await self.broker.run(
+            functools.partial(self.service.connect, replace=replace), profile, secrets
+        )
         self.reply(identity.to_json())
 
 
