@@ -13,7 +13,9 @@ def put(api: Any, name: str, body: dict[str, Any]) -> Any:
     return api("PUT", f"profiles/{name}", json_body=body)
 
 
-def test_copy_key_only_for_an_api_key_profile(api: Any, sandbox: Any) -> None:
+def test_copy_key_only_for_an_api_key_profile_under_the_policy_now(
+    api: Any, broker: Any, sandbox: Any
+) -> None:
     creds = sandbox.credentials
     body = {"url": sandbox.weaviate_url, "method": "password", "username": creds.username}
     assert put(api, "pw", {**body, "secrets": {"password": creds.password}}).code == 200
@@ -23,9 +25,8 @@ def test_copy_key_only_for_an_api_key_profile(api: Any, sandbox: Any) -> None:
     assert "'pw'" in message and "no API key to copy" in message and "API-key profile" in message
     assert creds.password not in refused.text
 
-
-def test_copy_key_asks_the_policy_as_it_is_now(api: Any, broker: Any, sandbox: Any) -> None:
-    key = sandbox.credentials.admin_api_key
+    # an API-key profile's key, under the policy as it is now, and not after a logout
+    key = creds.admin_api_key
     assert put(api, "admin", {"url": sandbox.weaviate_url, "secrets": {"api_key": key}}).code == 200
     assert api("POST", "profiles/admin/copy-key").json() == {"api_key": key}
     before = broker.service.policy
