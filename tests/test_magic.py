@@ -106,3 +106,62 @@ def test_an_unknown_profile_opens_the_panel_with_the_name_as_a_new_profile(
     assert isinstance(panel, LoginPanel)
     assert panel.profiles.value == NEW_PROFILE and panel.name.value == "sandbox"
     assert "No profile &#x27;sandbox&#x27;; saved: 127.0.0.1." in panel.status.value
+
+
+def test_a_kernel_interrupt_cancels_a_device_sign_in_and_keeps_nothing(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A real kernel (no broker: in-process): ``%weaviate_auth sso`` shows the device code
+    and waits; the kernel's interrupt ends the wait at once with one line, no traceback,
+    and nothing is kept."""
+    import queue
+
+    from jupyter_client.manager import start_new_kernel
+
+    from tests.test_kernel_broker import server_env
+
+    env = {**server_env(tmp_path), "SANDBOX_URL": sandbox.weaviate_url}
+    manager, client = start_new_kernel(kernel_name="python3", env=env)
+    try:
+        setup = (
+            "import os, weaviate_auth_widget as waw\n"
+            "%load_ext weaviate_auth_widget\n"
+            "waw.default_service().save_profile(waw.Profile(name='sso', url=os.environ['SANDBOX_URL'],"
+            " method='browser'))\n"
+        )
+        assert client.execute_interactive(setup, timeout=90)["content"]["status"] == "ok"
+        msg_id = client.execute("%weaviate_auth sso")
+        shown, streams, errors = "", [], []
+        while "with the code" not in shown:  # the device code is on screen: polling now
+            message = client.get_iopub_msg(timeout=60)
+            if message["parent_header"].get("msg_id") == msg_id and message["msg_type"] == "display_data":
+                shown += message["content"]["data"].get("text/html", "")
+        manager.interrupt_kernel()
+        reply = client.get_shell_msg(timeout=30)  # not polling on until the code expires
+        assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok"
+        while True:
+            try:
+                message = client.get_iopub_msg(timeout=5)
+            except queue.Empty:
+                break
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            if message["msg_type"] == "stream":
+                streams.append(message["content"]["text"])
+            elif message["msg_type"] == "error":
+                errors.append(message["content"])
+            elif message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                break
+        assert not errors and "".join(streams).strip() == "weaviate_auth: cancelled.", (streams, errors)
+        check = (
+            "svc = waw.default_service()\n"
+            "print(svc.kept_secrets(svc.get_profile('sso')), svc.identity('sso'))\n"
+        )
+        out: list[str] = []
+        client.execute_interactive(
+            check, timeout=60, output_hook=lambda m: out.append(m["content"].get("text", ""))
+        )
+        assert "".join(out).strip() == "[] None"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
