@@ -231,8 +231,8 @@ class AuthService:
                 f"Profile {profile.name!r} is provided by your administrator and cannot be changed.",
                 fix="Save your own profile under another name.",
             )
-        if previous is not None:
-            check_method_change(previous, profile, credentials.all(previous), replace=replace)
+        if previous is not None and previous.method != profile.method and not replace:
+            check_method_change(previous, profile, list(credentials.all(previous)), replace=replace)
         if previous is not None and (
             previous.url != profile.url
             or previous.method != profile.method
