@@ -85,6 +85,15 @@ def fetched_at_run_time(blocked: list[str], served: str) -> list[str]:
     return [url for url in blocked if unquote(html.unescape(url).split("?")[0]) not in named]
 
 
+def assert_nothing_from_outside(page: VoilaPage, blocked: list[str]) -> None:
+    """Nothing but the template's own links was asked of another host; and the block
+    does see such a request (a fetch made here for the purpose)."""
+    probe = "https://cdn.jsdelivr.net/npm/weaviate-auth-widget-probe/index.js"
+    page.page.evaluate("(url) => fetch(url).catch(() => null)", probe)
+    assert probe in blocked, "the block did not see a request to a CDN"
+    assert not fetched_at_run_time([url for url in blocked if url != probe], page.served), blocked
+
+
 def block_remote(page: Any) -> list[str]:
     """Abort every request of ``page`` to a host other than this machine; the list
     returned fills with their URLs (a Voilà page must need nothing from a CDN)."""
@@ -102,4 +111,4 @@ def block_remote(page: Any) -> list[str]:
     return blocked
 
 
-__all__ = ["VoilaPage", "VoilaServer", "block_remote", "fetched_at_run_time"]
+__all__ = ["VoilaPage", "VoilaServer", "assert_nothing_from_outside", "block_remote", "fetched_at_run_time"]
