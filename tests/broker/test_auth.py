@@ -246,3 +246,33 @@ def test_a_hub_service_named_like_the_owner_is_not_the_owner(api: Any, broker: A
         assert key not in reply.text and "hub service alice" in reply.text
     assert api("POST", "profiles/p/token", headers=alice).json()["token"] == key
     assert not is_owner("alice", "alice", "service") and is_owner("alice", None, "service")
+
+
+def _set_cookies(reply: Any) -> SimpleCookie:
+    cookies = SimpleCookie()
+    for header in reply.headers.get_list("Set-Cookie"):
+        cookies.load(header)
+    return cookies
+
+
+def test_status_gives_a_page_without_one_its_xsrf_cookie(
+    raw_request: Any, jupyter_headers: dict[str, str], broker: Any, sandbox: Any
+) -> None:
+    """Voilà's render page sets no ``_xsrf`` cookie (Lab's and Notebook's do): the view's
+    broker check (``GET status`` with the login cookie) gets one, and the POST after it
+    passes Jupyter's XSRF check. Kernels (broker token) get no cookie."""
+    login = _login_cookie(raw_request, jupyter_headers)
+    reply = raw_request("GET", API + "status", headers={"Cookie": login})
+    assert reply.code == 200
+    xsrf = _set_cookies(reply).get("_xsrf")
+    assert xsrf is not None and xsrf.value, reply.headers
+    # refused without it (the check is on), accepted with it
+    body = json.dumps(
+        {"url": sandbox.weaviate_url, "secrets": {"api_key": sandbox.credentials.admin_api_key}}
+    )
+    put = {"Cookie": login, "Content-Type": "application/json"}
+    assert raw_request("PUT", API + "profiles/xsrf", headers=put, body=body).code == 403
+    with_xsrf = {**put, "Cookie": f"{login}; _xsrf={xsrf.value}", "X-XSRFToken": xsrf.value}
+    assert raw_request("PUT", API + "profiles/xsrf", headers=with_xsrf, body=body).code == 200
+    by_kernel = raw_request("GET", API + "status", headers={BROKER_HEADER: broker.token})
+    assert by_kernel.code == 200 and "_xsrf" not in _set_cookies(by_kernel)

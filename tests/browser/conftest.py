@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,9 @@ from .harness import (
     JupyterServer,
     NotebookPage,
     chromium_available,
-    cleanup_home,
     launch_browser,
+    serving,
+    temp_home,
 )
 
 
@@ -92,14 +92,7 @@ def browser_context(chromium: Any) -> Iterator[Any]:
 
 
 def _server(broker: bool | None, name: str) -> Iterator[JupyterServer]:
-    home = Path(tempfile.mkdtemp(prefix=f"waw-browser-{name}-"))
-    server = JupyterServer(home, broker=broker, name=name)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        cleanup_home(home)
+    yield from serving(JupyterServer(temp_home(name), broker=broker, name=name))
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,19 +119,9 @@ class JupyterServer:
         )
         return env
 
-    def start(self, timeout: float = 60.0) -> JupyterServer:
-        for d in (self.root_dir, self.config_dir, self.runtime_dir, self.data_dir, self.home / "home"):
-            d.mkdir(parents=True, exist_ok=True)
-        settings = self.config_dir / "lab" / "user-settings"
-        for plugin, values in USER_SETTINGS.items():
-            path = settings / f"{plugin}.jupyterlab-settings"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(values))
-        if self.broker is False:
-            (self.config_dir / "jupyter_server_config.json").write_text(
-                json.dumps({"ServerApp": {"jpserver_extensions": {"weaviate_auth_widget.broker": False}}})
-            )
-        cmd = [
+    def command(self) -> list[str]:
+        """The server's command line (``VoilaServer`` runs ``voila`` instead)."""
+        return [
             sys.executable,
             "-m",
             "jupyter",
@@ -148,6 +140,20 @@ class JupyterServer:
             "--LabApp.expose_app_in_browser=True",
             "--JupyterNotebookApp.expose_app_in_browser=True",
         ]
+
+    def start(self, timeout: float = 60.0) -> JupyterServer:
+        for d in (self.root_dir, self.config_dir, self.runtime_dir, self.data_dir, self.home / "home"):
+            d.mkdir(parents=True, exist_ok=True)
+        settings = self.config_dir / "lab" / "user-settings"
+        for plugin, values in USER_SETTINGS.items():
+            path = settings / f"{plugin}.jupyterlab-settings"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+        if self.broker is False:
+            (self.config_dir / "jupyter_server_config.json").write_text(
+                json.dumps({"ServerApp": {"jpserver_extensions": {"weaviate_auth_widget.broker": False}}})
+            )
+        cmd = self.command()
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             cmd,
@@ -163,17 +169,21 @@ class JupyterServer:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                self.api("GET", "/api/status", timeout=2)
+                self.answering()
                 break
             except (OSError, urllib.error.URLError):
                 if time.monotonic() > deadline:
                     raise RuntimeError(
-                        f"jupyter lab did not answer within {timeout:g} s:\n{self.log_tail()}"
+                        f"{self.name} did not answer within {timeout:g} s:\n{self.log_tail()}"
                     ) from None
                 time.sleep(0.1)
         return self
+
+    def answering(self) -> None:
+        """Raises OSError until the server answers."""
+        self.api("GET", "/api/status", timeout=2)
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
@@ -273,6 +283,20 @@ def launch_browser(playwright: Any) -> Any:
 
 def cleanup_home(home: Path) -> None:
     shutil.rmtree(home, ignore_errors=True)
+
+
+def temp_home(name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"waw-browser-{name}-"))
+
+
+def serving(server: JupyterServer) -> Iterator[JupyterServer]:
+    """For a fixture: start ``server``, yield it; stop it and remove its home afterwards."""
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        cleanup_home(server.home)
 
 
 # -- one notebook in one front end ---------------------------------------------------------
@@ -420,9 +444,12 @@ class NotebookPage:
 class Panel:
     """The LoginPanel rendered in one cell's output."""
 
-    def __init__(self, notebook: NotebookPage, cell: int, typed: set[str] | None = None) -> None:
+    def __init__(
+        self, notebook: NotebookPage, cell: int, typed: set[str] | None = None, *, root: Any = None
+    ) -> None:
+        """``root``: the panel's element where there are no notebook cells (Voilà)."""
         self.notebook = notebook
-        self.root = notebook.cell(cell).locator(".waw-panel")
+        self.root = root if root is not None else notebook.cell(cell).locator(".waw-panel")
         self.typed = typed if typed is not None else set()
 
     def wait(self, timeout: float = 30_000) -> Panel:

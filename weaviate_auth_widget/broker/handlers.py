@@ -322,6 +322,10 @@ class StatusHandler(BrokerHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        if not self._via_kernel:
+            # the view's broker check comes here first: a page that set no XSRF cookie
+            # (Voilà's render page; Lab's and Notebook's do) gets one for the POSTs after
+            self.xsrf_token  # noqa: B018 - reading it sets the cookie when missing
         status = self.service.status()
         self.reply(
             {

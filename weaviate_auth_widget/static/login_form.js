@@ -13,20 +13,21 @@ const LOGIN_TIMEOUT_MS = 90000;
 const SIGN_IN_POLL_MS = 300;
 const SIGN_IN_TIMEOUT_MS = 600000;
 
-/** The page's Jupyter base URL: Lab / Notebook 7 put it on <body>, others in PageConfig. */
+/** The page's Jupyter server base URL. Its page config says it in Lab, Notebook 7 and
+ *  Voilà; <body data-base-url> is the fallback: under Voilà that one is Voilà's own prefix
+ *  ("<base>voila/"), not the server's, and the broker would be looked for in the wrong place. */
 function pageBaseUrl() {
-  const fromBody = document.body && document.body.dataset ? document.body.dataset.baseUrl : "";
-  if (fromBody) return fromBody;
   const config = document.getElementById("jupyter-config-data");
   if (config) {
     try {
       const base = JSON.parse(config.textContent || "{}").baseUrl;
       if (typeof base === "string" && base) return base;
     } catch (_) {
-      /* no usable page config: the root */
+      /* no usable page config: the body's */
     }
   }
-  return "/";
+  const fromBody = document.body && document.body.dataset ? document.body.dataset.baseUrl : "";
+  return fromBody || "/";
 }
 
 function apiBase() {
