@@ -367,3 +367,39 @@ def test_a_signed_in_browser_profile_is_not_silently_turned_into_another_login(
     service.save_profile(as_key, {"api_key": quick.credentials.admin_api_key}, replace=True)
     assert service.kept_secrets(service.get_profile("sso")) == ["api_key"]
     service.close()
+
+
+def test_a_kernel_interrupt_cancels_the_magics_device_sign_in_and_keeps_nothing(
+    quick: Sandbox, tmp_path: Path
+) -> None:
+    """A real kernel, in-process mode: ``%weaviate_auth sso`` shows the code and waits; the
+    kernel's interrupt (the notebook's stop button) ends the wait at once with one line,
+    no traceback, and nothing is kept (the profile stays, without a secret, for a retry)."""
+    from jupyter_client.manager import start_new_kernel
+
+    from tests.test_kernel_broker import server_env
+
+    manager, client = start_new_kernel(kernel_name="python3", env=server_env(tmp_path))
+    try:
+        _run_cell(
+            client,
+            "import weaviate_auth_widget as waw\n"
+            f"waw.default_service().save_profile(waw.Profile(name='sso', url={quick.weaviate_url!r},"
+            " method='browser'))\n",
+        )
+        # the code is on screen, so it is polling now: the person presses stop instead
+        signing = _run_cell(
+            client,
+            "%load_ext weaviate_auth_widget\n%weaviate_auth sso",
+            lambda data: manager.interrupt_kernel(),
+        )
+        assert not [m for m in signing if m["msg_type"] == "error"], signing
+        assert _printed(signing).strip() == "weaviate_auth: cancelled.", signing
+        left = _run_cell(
+            client,
+            "svc = waw.default_service()\nprint(svc.kept_secrets(svc.get_profile('sso')), svc.identity('sso'))",
+        )
+        assert _printed(left).strip() == "[] None"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
