@@ -57,8 +57,8 @@ from .audit import AuditLog
 from .auth import hub_owner, local_user, new_broker_token
 from .browser_settings import BrowserSignInSettings
 from .connection import ConnectionFile, connection_path, server_broker_url
-from .handlers import SETTINGS_KEY, Broker, _KernelAuthorizer
 from .save_guard import SaveGuard
+from .shared import SETTINGS_KEY, Broker, KernelAuthorizer
 from .sign_in import sign_in_handlers
 from .upload_guard import guard_chunked_uploads
 
@@ -395,7 +395,7 @@ class WeaviateAuthApp(BrowserSignInSettings, ExtensionApp):
             openapi=self._openapi(),
             audit=AuditLog(self.audit_log) if self.audit_log else None,
             guard=guard,
-            kernel_authorizer=_KernelAuthorizer(
+            kernel_authorizer=KernelAuthorizer(
                 parent=serverapp, identity_provider=serverapp.identity_provider
             ),
             sign_ins=CodeFlow(service, service.browser_client),
