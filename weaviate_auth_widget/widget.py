@@ -21,7 +21,7 @@ from .errors import WeaviateAuthError, from_code
 from .login_form import ConnectButton, LoginForm, broker_check
 from .policy import Policy
 from .urls import host_of
-from .widget_cards import CSS, card, error_card, identity_card
+from .widget_cards import CSS, card, error_card, identity_card, mode_line, panel_status
 from .widget_confirm import ChangeConfirmation
 from .widget_layout import aligned, label
 from .widget_picker import NEW_PROFILE, ProfilePicker
@@ -58,7 +58,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self.session: WeaviateSession | None = None
         self.identity: Identity | None = None
         self._callbacks: list[Callable[[WeaviateSession], Any]] = []
-        status = _safe_status(backend)
+        status = panel_status(backend)
         policy = status.get("policy") or {}
         self._allow_remember = bool(policy.get("allow_remember", True))
         #: the administrator's URL rules, for the public discovery requests the panel makes
@@ -118,7 +118,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self.save_new_button = self.confirmation.save_new_button
         self.cancel_button = self.confirmation.cancel_button
         self._pending_name: str | None = None
-        self.mode = w.HTML(f'<span class="waw-mode">{html.escape(_describe_mode(backend, status))}</span>')
+        self.mode = w.HTML(mode_line(backend, status))
 
         self._fields = w.VBox()
         buttons = w.HBox([self.logout_button, self.forget_button], layout=aligned())
@@ -369,24 +369,6 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
 
     def _show_error(self, exc: BaseException) -> None:
         self.status.value = error_card(exc)
-
-
-def _safe_status(backend: Any) -> dict[str, Any]:
-    try:
-        status = backend.status()
-    except Exception:  # the panel still opens; errors show on Connect
-        return {}
-    return status if isinstance(status, dict) else {}
-
-
-def _describe_mode(backend: Any, status: dict[str, Any]) -> str:
-    describe = getattr(backend, "describe_mode", None)
-    if callable(describe):
-        return str(describe())
-    store = status.get("store", "")
-    return f"Mode: {getattr(backend, 'mode', 'in-process')}" + (
-        f" · secrets kept in: {store}" if store else ""
-    )
 
 
 def login_panel(**kwargs: Any) -> LoginPanel:
