@@ -4,8 +4,13 @@ against the sandbox provider; a thread plays the user on the verification page."
 from __future__ import annotations
 
 import dataclasses
+import json
+import queue
+import re
 import threading
+import time
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -201,8 +206,6 @@ def test_policy_is_checked_before_the_user_is_sent_anywhere(quick: Sandbox, tmp_
 
 
 def test_default_prompt_prints_in_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    import time
-
     code = DeviceCode(
         "BCDF-GHJK",
         "https://idp.example/device",
@@ -241,25 +244,107 @@ def test_terminal_login_creates_a_browser_profile_and_signs_in(quick: Sandbox, t
     service.close()
 
 
-def test_default_prompt_is_a_link_in_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In a kernel with a front end the code is shown as an HTML link (escaped)."""
-    import time
+class _Links(HTMLParser):
+    """The ``href`` of every link in a piece of HTML (entities resolved, as a browser does)."""
 
-    from IPython import display as ipython_display
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
 
-    shown: list[str] = []
-    monkeypatch.setattr(device, "_rich_display", lambda: True)
-    monkeypatch.setattr(ipython_display, "display", lambda obj: shown.append(obj.data))
-    code = DeviceCode(
-        "BCDF-GHJK",
-        "https://idp.example/device",
-        "https://idp.example/device?user_code=BCDF-GHJK&x=<b>",
-        time.time() + 600,
-        5,
-        "idp.example",
-        "secret-device-code",
-    )
-    device.show_device_code(code)
-    (html,) = shown
-    assert "href='https://idp.example/device?user_code=BCDF-GHJK&amp;x=&lt;b&gt;'" in html
-    assert "<code>BCDF-GHJK</code>" in html and "secret-device-code" not in html
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs += [v or "" for k, v in attrs if k == "href"]
+
+
+def _hrefs(html: str) -> list[str]:
+    parser = _Links()
+    parser.feed(html)
+    return parser.hrefs
+
+
+def _run_cell(client: Any, code: str, on_display: Any = None, timeout: float = 90) -> list[dict[str, Any]]:
+    """Execute ``code`` in the kernel; every iopub message of the cell, in order.
+    ``on_display`` sees each display as it arrives (the cell may wait for the user)."""
+    msg_id = client.execute(code)
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            message = client.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            continue
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(message)
+        if message["msg_type"] == "display_data" and on_display is not None:
+            on_display(message["content"]["data"])
+        if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+            return messages
+    raise AssertionError(f"the cell did not finish in {timeout} s: {[m['content'] for m in messages]}")
+
+
+def _printed(messages: list[dict[str, Any]]) -> str:
+    return "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")
+
+
+def test_in_a_notebook_the_magic_shows_a_link_and_the_session_binds(quick: Sandbox, tmp_path: Path) -> None:
+    """A real kernel, in-process mode (no server extension): ``%weaviate_auth sso`` on a
+    browser profile shows the link and code as a rich display, the person approves on the
+    provider's page, the session is bound; no token or device code reaches the front end."""
+    from jupyter_client.manager import start_new_kernel
+
+    from tests.test_kernel_broker import server_env
+
+    env = server_env(tmp_path)
+    store = Path(env["WEAVIATE_AUTH_DIR"])
+    manager, client = start_new_kernel(kernel_name="python3", env=env)
+    signed_in: list[str] = []
+    pages: list[str] = []
+    iopub: list[dict[str, Any]] = []
+    pending: dict[str, Any] = {}
+
+    def approve(link: str) -> None:  # the person follows the link and signs in
+        browser = Browser()
+        page = browser.open(link)
+        pages.append(browser.login(page, quick.credentials.username, quick.credentials.password).text)
+        browser.close()
+
+    def on_display(data: dict[str, str]) -> None:
+        pending.update(quick.idp.interactions.devices)  # the grant the kernel is polling
+        (link,) = _hrefs(data["text/html"])
+        signed_in.append(link)
+        threading.Thread(target=approve, args=(link,), daemon=True).start()
+
+    try:
+        iopub += _run_cell(
+            client,
+            "import weaviate_auth_widget as waw\n"
+            f"waw.default_service().save_profile(waw.Profile(name='sso', url={quick.weaviate_url!r},"
+            " method='browser'))\n",
+        )
+        devices_before = set(quick.idp.interactions.devices)
+        signing = _run_cell(client, "%load_ext weaviate_auth_widget\n%weaviate_auth sso", on_display)
+        iopub += signing
+        shown = [m["content"]["data"] for m in signing if m["msg_type"] == "display_data"]
+        assert len(shown) == 1, signing
+        (device_code,) = set(pending) - devices_before
+        user_code = pending[device_code].user_code
+        html, text = shown[0]["text/html"], shown[0]["text/plain"]
+        link = f"{quick.idp_url}/device?user_code={user_code}"
+        assert _hrefs(html) == [link] and f"<code>{user_code}</code>" in html
+        assert f"{quick.idp_url}/device" in text and user_code in text  # for text-only front ends
+        assert signed_in == [link] and "Device connected" in pages[0]
+        assert "Connected to" in _printed(signing) and "weaviate_session" in _printed(signing)
+
+        used = _run_cell(client, "print('USER', weaviate_session.whoami()['username'])")
+        iopub += used
+        assert f"USER {quick.credentials.username}" in _printed(used), used
+        refresh = SecretStore("file", directory=store).get("sso", "refresh_token")
+        assert refresh  # kept (remember is on by default), so the scan below means something
+        everything = json.dumps([m["content"] for m in iopub])
+        for secret in (refresh, device_code, quick.credentials.password):
+            assert secret not in everything
+        assert not re.search(r"eyJ[\w-]+\.eyJ[\w-]+\.", everything)  # no access or ID token (a JWT)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests import mixed_load
+from tests.cloud_stand_in import cloud_stand_in
 from tests.helpers import byte_sink, closed_port
 from tests.test_sandbox import user_token
 from weaviate_auth_widget.client import PLACEHOLDER, grpc_target
@@ -250,22 +251,49 @@ def test_grpc_targets_follow_cloud_naming() -> None:
     assert grpc_target("http://localhost:8080") == ("localhost", 50051, False)
 
 
-def test_cloud_client_is_addressed_at_grpc_host_with_tls() -> None:
-    from weaviate_auth_widget.client import _client_args
+def test_a_weaviate_cloud_cluster_is_reached_at_its_rest_and_grpc_hosts_over_tls(
+    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What goes over the wire for a ``*.weaviate.cloud`` profile: REST to the host on 443
+    and gRPC to ``grpc-<host>`` on 443, both TLS (spec section 2), with the default init
+    checks. "The cloud" is a TLS-inspecting proxy in front of the sandbox (a corporate
+    proxy setup: ``HTTPS_PROXY``, ``SSL_CERT_FILE``, gRPC's roots file, ``trust_env``)."""
+    from weaviate.config import AdditionalConfig
 
-    source = CachingTokenSource(lambda rejected: Token("k"))
-    with WeaviateSession("https://abc.europe-west3.gcp.weaviate.cloud", source) as session:
-        params = _client_args(session)["connection_params"]
-    assert (params.grpc.host, params.grpc.port, params.grpc.secure) == (
-        "grpc-abc.europe-west3.gcp.weaviate.cloud",
-        443,
-        True,
-    )
-    assert (params.http.host, params.http.port, params.http.secure) == (
-        "abc.europe-west3.gcp.weaviate.cloud",
-        443,
-        True,
-    )
+    from weaviate_auth_widget.transport import _ssl_context
+
+    host = "abc.europe-west3.gcp.weaviate.cloud"
+    routes = {host: int(sandbox.weaviate_url.rsplit(":", 1)[1]), f"grpc-{host}": sandbox.weaviate.grpc_port}
+    service = _service(tmp_path)
+    with cloud_stand_in(tmp_path, routes) as cloud:
+        for name in ("https_proxy", "HTTPS_PROXY", "grpc_proxy"):
+            monkeypatch.setenv(name, cloud.url)
+        for name in ("no_grpc_proxy", "no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY", "SSL_CERT_DIR"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cloud.ca_file))
+        # gRPC reads its roots once, at the process's first TLS channel (no other test opens one)
+        monkeypatch.setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", str(cloud.ca_file))
+        _ssl_context.cache_clear()
+        try:
+            service.save_profile(
+                Profile(name="wcd", url=f"https://{host}"), {"api_key": sandbox.credentials.admin_api_key}
+            )
+            with (
+                service.session("wcd") as session,
+                session.weaviate_client(additional_config=AdditionalConfig(trust_env=True)) as client,
+            ):
+                assert client.get_meta()["version"] == sandbox.weaviate_config.version
+                assert client.collections.get("Article").query.fetch_objects(limit=1).objects
+        finally:
+            _ssl_context.cache_clear()
+            service.close()
+    tunnels = {(t.target, t.sni, t.alpn) for t in cloud.tunnels}
+    assert tunnels == {(f"{host}:443", host, "http/1.1"), (f"grpc-{host}:443", f"grpc-{host}", "h2")}
+    rest = [t.first_bytes for t in cloud.tunnels if t.alpn == "http/1.1"]
+    assert all(f"\r\nHost: {host}\r\n".encode() in first for first in rest), rest
+    assert all(t.first_bytes.startswith(b"PRI * HTTP/2.0") for t in cloud.tunnels if t.alpn == "h2")
+    assert [c.method for c in sandbox.weaviate.grpc_calls][-2:] == ["Health/Check", "Search"]
+    assert all(target.startswith("pypi.org:") for target in cloud.refused), cloud.refused
 
 
 PREAMBLE = """

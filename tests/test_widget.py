@@ -259,9 +259,6 @@ def test_logout_ends_sessions_and_updates_every_panel(service: AuthService, sand
 def test_the_hub_login_is_offered_first_where_the_hub_runs_its_service(
     tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from weaviate_auth_widget.identity import Identity
-    from weaviate_auth_widget.widget_cards import identity_card
-
     plain = LoginPanel(
         AuthService(directory=tmp_path / "plain", secrets=SecretStore("file", directory=tmp_path))
     )
@@ -282,11 +279,7 @@ def test_the_hub_login_is_offered_first_where_the_hub_runs_its_service(
     assert panel.connect() is None
     assert "weaviate-auth service" in panel.status.value and "did not answer" in panel.status.value
     assert "a-server-token" not in panel.status.value and "a-server-token" not in all_widget_state(panel)
-
-    who = Identity(
-        profile="p", url=sandbox.weaviate_url, method="hub", server_version="1.33.2", username="ann"
-    )
-    assert "signed in with your hub login" in identity_card(who)
+    # the card after a hub login that works: tests/hub/test_hub_sso.py (a real hub)
 
 
 def test_a_token_under_a_minute_is_shown_in_seconds_not_as_expired() -> None:

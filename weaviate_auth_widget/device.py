@@ -170,16 +170,15 @@ def show_device_code(code: DeviceCode) -> None:
     if _rich_display():
         from IPython import display as ipython_display
 
-        html: Any = ipython_display.HTML  # untyped
-        show: Any = ipython_display.display
+        show: Any = ipython_display.display  # untyped
         link = escape(code.link, quote=True)
-        show(
-            html(
-                f"<p>Sign in at <a href='{link}' target='_blank' rel='noopener'>"
-                f"{escape(code.provider_host)}</a> with the code <code>{escape(code.user_code)}</code> "
-                f"(valid for about {minutes} min).</p>"
-            )
+        page = (
+            f"<p>Sign in at <a href='{link}' target='_blank' rel='noopener'>"
+            f"{escape(code.provider_host)}</a> with the code <code>{escape(code.user_code)}</code> "
+            f"(valid for about {minutes} min).</p>"
         )
+        # the text too: front ends that show only text/plain (jupyter console) need the link
+        show({"text/html": page, "text/plain": text}, raw=True)
         return
     print(text, file=sys.stderr, flush=True)
 

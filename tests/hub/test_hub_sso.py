@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -217,6 +218,32 @@ def test_each_users_kernel_signs_in_as_that_user(
         assert result["identity"]["method"] == "hub" and result["identity"]["username"] == user
     seen = {r.username for r in sso_sandbox.weaviate.requests if r.authorization}
     assert {users.a, users.b} <= seen
+
+
+PANEL = """
+%load_ext weaviate_auth_widget
+panel = %weaviate_auth
+offered = panel.method.value
+panel.url.value = {url!r}
+panel.name.value = "hub-card"
+session = panel.connect()
+result = {{"offered": offered, "card": panel.status.value, "who": session and session.whoami().get("username")}}
+"""
+
+
+def test_the_panel_signs_in_with_the_hub_login_and_shows_who(
+    sso_hub: Hub, sso_sandbox: Any, logged_in: dict[str, Any]
+) -> None:
+    """What A sees: ``%weaviate_auth`` in A's kernel offers the hub login first; Connect
+    (nothing to type) shows the signed-in card, as rendered in the panel."""
+    user = sso_hub.users.a
+    result = kernel_for(sso_hub, user).run(PANEL.format(url=sso_sandbox.weaviate_url))
+    card = result["card"]
+    assert result["offered"] == "hub" and result["who"] == user, result
+    assert "Connected" in card and "signed in with your hub login" in card, card
+    assert re.search(rf"Signed in as</td><td>{re.escape(user)}<", card), card
+    assert sso_sandbox.weaviate_config.version in card and "refreshes automatically" in card, card
+    assert "the hub (nothing on this server)" in card, card  # where its secret is kept
 
 
 def test_audience_both_setups_and_a_clear_error_otherwise(
