@@ -184,10 +184,12 @@ def test_the_kept_secret_hint_follows_the_method_and_a_method_change_asks_first(
     assert panel.password.value == "" and panel.confirm_box.layout.display is None
     assert "API key" in panel.confirm_text.value and "username &amp; password" in panel.confirm_text.value
     assert service.get_profile("k").method == "api_key" and service.secrets.get("k", "api_key")
-    assert creds.password not in all_widget_state(panel) and creds.password not in repr(panel._held)
+    assert creds.password not in all_widget_state(panel) and creds.password not in repr(
+        panel.confirmation.held
+    )
 
     panel.confirm(None)  # cancel: nothing changed, the typed password is dropped
-    assert panel._held is None and service.get_profile("k").method == "api_key"
+    assert panel.confirmation.held is None and service.get_profile("k").method == "api_key"
 
     panel.password.value = creds.password
     assert panel.connect() is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import WeaviateAuthError
 from .profiles import METHOD_LABELS
@@ -84,3 +84,26 @@ def error_card(exc: BaseException) -> str:
     """Our errors say cause and fix; anything else only its type (it may quote anything)."""
     message = str(exc) if isinstance(exc, WeaviateAuthError) else f"Unexpected error ({type(exc).__name__})."
     return f'<div class="waw-card waw-error"><b>Could not connect.</b><br>{html.escape(message)}</div>'
+
+
+def panel_status(backend: Any) -> dict[str, Any]:
+    """The backend's status (mode, store, policy), or ``{}``: the panel still opens when
+    it fails, and errors show on Connect."""
+    try:
+        status = backend.status()
+    except Exception:
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def mode_line(backend: Any, status: dict[str, Any]) -> str:
+    """The panel's first line: where auth happens and where secrets are kept."""
+    describe = getattr(backend, "describe_mode", None)
+    if callable(describe):
+        text = str(describe())
+    else:
+        store = status.get("store", "")
+        text = f"Mode: {getattr(backend, 'mode', 'in-process')}" + (
+            f" · secrets kept in: {store}" if store else ""
+        )
+    return f'<span class="waw-mode">{html.escape(text)}</span>'

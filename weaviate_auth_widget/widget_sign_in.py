@@ -94,11 +94,11 @@ class BrowserSignIn:
         """The view's click: save the profile as a browser sign-in, start it at the broker."""
         panel = self.panel
         try:
-            name = panel._selected() or panel.name.value.strip() or default_name(panel.url.value)
-            view = panel._views.get(name)
+            name = panel.picker.selected() or panel.name.value.strip() or default_name(panel.url.value)
+            view = panel.picker.views.get(name)
             if view is not None and (view.get("method") != "browser" or view.get("read_only")):
                 # never turn a saved login of another kind into this one (its secrets would go)
-                name = free_name(f"{name}-browser", panel._views)
+                name = free_name(f"{name}-browser", panel.picker.views)
             profile = Profile(
                 name=name, url=panel.url.value, method="browser", remember=bool(panel.remember.value)
             )

@@ -27,6 +27,7 @@ from traitlets import Bool, HasTraits, List, Unicode, default
 
 from ..code_flow import BrowserClient
 from ..errors import StoreUnavailable
+from .settings_env import env, env_list
 
 ENV_CLIENT_ID = "WEAVIATE_AUTH_BROWSER_CLIENT_ID"
 ENV_CLIENT_SECRET = "WEAVIATE_AUTH_BROWSER_CLIENT_SECRET"
@@ -34,11 +35,6 @@ ENV_CLIENT_SECRET_FILE = "WEAVIATE_AUTH_BROWSER_CLIENT_SECRET_FILE"
 ENV_SCOPES = "WEAVIATE_AUTH_BROWSER_SCOPES"
 ENV_PROMPT_CONSENT = "WEAVIATE_AUTH_BROWSER_PROMPT_CONSENT"
 ENV_REDIRECT_URI = "WEAVIATE_AUTH_BROWSER_REDIRECT_URI"
-
-
-def _env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
 
 
 class BrowserSignInSettings(HasTraits):
@@ -78,23 +74,23 @@ class BrowserSignInSettings(HasTraits):
 
     @default("browser_client_id")
     def _default_browser_client_id(self) -> str | None:
-        return _env(ENV_CLIENT_ID)
+        return env(ENV_CLIENT_ID)
 
     @default("browser_client_secret_file")
     def _default_browser_client_secret_file(self) -> str | None:
-        return _env(ENV_CLIENT_SECRET_FILE)
+        return env(ENV_CLIENT_SECRET_FILE)
 
     @default("browser_scopes")
     def _default_browser_scopes(self) -> list[str]:
-        return [p.strip() for p in (_env(ENV_SCOPES) or "").split(",") if p.strip()]
+        return env_list(ENV_SCOPES)
 
     @default("browser_prompt_consent")
     def _default_browser_prompt_consent(self) -> bool:
-        return (_env(ENV_PROMPT_CONSENT) or "").lower() in ("1", "true", "yes", "on")
+        return (env(ENV_PROMPT_CONSENT) or "").lower() in ("1", "true", "yes", "on")
 
     @default("browser_redirect_uri")
     def _default_browser_redirect_uri(self) -> str | None:
-        return _env(ENV_REDIRECT_URI)
+        return env(ENV_REDIRECT_URI)
 
     def browser_client(self) -> BrowserClient:
         return BrowserClient(

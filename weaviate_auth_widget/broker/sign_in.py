@@ -18,8 +18,8 @@ from tornado import web
 
 from ..errors import NotOwner, WeaviateAuthError
 from ..urls import host_of
+from .base_handler import BrokerHandler
 from .callback_url import redirect_uri
-from .handlers import BrokerHandler
 from .requests import BadRequest, profile_name
 
 if TYPE_CHECKING:
