@@ -60,7 +60,7 @@ def test_narrowed_policy_stops_every_use_of_a_saved_credential(
         with pytest.raises(PolicyRefused, match="does not allow"):
             service.token(name)  # cached token: refused all the same
         with pytest.raises(PolicyRefused):
-            service.token(name, rejected=service._states[name].access)  # a renewal
+            service.token(name, rejected=service.login_states.by_name[name].access)  # a renewal
     with pytest.raises(PolicyRefused):
         session.meta()  # a session made before the change
     with pytest.raises(PolicyRefused):
@@ -153,7 +153,7 @@ def test_allowed_issuers_pin_the_identity_provider(tmp_path: Path, sandbox: Sand
     assert pinned.login("pw").username == creds.username
     pinned.policy = Policy(allowed_issuers=("https://login.example.com",))
     with pytest.raises(PolicyRefused):  # a renewal is a use too
-        pinned.token("pw", rejected=pinned._states["pw"].access)
+        pinned.token("pw", rejected=pinned.login_states.by_name["pw"].access)
     pinned.close()
 
 
@@ -207,9 +207,9 @@ def test_clock_skew_does_not_turn_requests_into_refreshes(
     service: AuthService, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, offset: float
 ) -> None:
     """This host's clock is 10 minutes ahead of (or behind) the provider's and cluster's."""
-    from weaviate_auth_widget import service as service_module
+    from weaviate_auth_widget import logins
 
-    for module in (tokens, oidc, service_module):
+    for module in (tokens, oidc, logins):
         monkeypatch.setattr(module, "time", _skewed_time(offset))  # raises if a module lost it
     service.save_profile(_password_profile(sandbox), {"password": sandbox.credentials.password})
     service.login("pw")

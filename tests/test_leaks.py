@@ -55,7 +55,13 @@ def test_no_secret_in_logs_reprs_errors_or_environment(
             identity = service.login(profile.name)
             session = service.session(profile.name)
             shown.extend(
-                [identity, session, session.token_source, session.auth, service._states[profile.name]]
+                [
+                    identity,
+                    session,
+                    session.token_source,
+                    session.auth,
+                    service.login_states.by_name[profile.name],
+                ]
             )
             session.graphql("{ Get { Article { title } } }")
             session.close()

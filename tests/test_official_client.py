@@ -87,7 +87,7 @@ def test_default_connect_on_every_shape_and_method(tmp_path: Path, shape: str, m
                 held = _held_by(client)
             for secret in secrets.values():
                 assert secret not in held
-            refresh = service._state("p").refresh_token
+            refresh = service.login_states.state("p").refresh_token
             assert refresh is None or refresh not in held
 
             async def run_async() -> list[str]:

@@ -1,7 +1,7 @@
 """Logins: how AuthService gets and renews tokens at a cluster's identity provider.
 
 OIDC discovery (policy-checked), the password, client-credentials, refresh and device
-grants, the hub login, revocation. A ``Logins`` is made for each use from the service it
+grants, the hub login, revocation, and the identity a login ends with. A ``Logins`` is made for each use from the service it
 serves (so the current policy, HTTP client and administrator's browser client apply) and
 keeps nothing itself: a profile's login state lives in its :class:`LoginState`.
 """
@@ -9,18 +9,19 @@ keeps nothing itself: a profile's login state lives in its :class:`LoginState`.
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import httpx
 
-from . import device, hub_login, oidc
+from . import cluster, device, hub_login, oidc
 from .errors import LoginExpired, MissingSecret, PolicyRefused, WeaviateAuthError, WrongMethod
 from .identity import Identity
+from .login_states import LoginState as LoginState
 from .policy import Policy
 from .profiles import METHOD_LABELS, Profile
-from .tokens import Token
+from .tokens import Token, bearer_expiry
 from .urls import host_of
 
 if TYPE_CHECKING:
@@ -28,28 +29,6 @@ if TYPE_CHECKING:
     from .service import AuthService
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LoginState:
-    """In-memory state of one profile's login. Holds secrets: never shown, never logged."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    access: Token | None = None
-    #: the cluster ``access`` is for: every hand-out re-checks the policy against it
-    url: str | None = None
-    refresh_token: str | None = field(default=None, repr=False)
-    provider: oidc.Provider | None = None
-    client_id: str | None = None
-    #: a confidential client's secret (browser sign-ins the administrator configured)
-    client_secret: str | None = field(default=None, repr=False)
-    scope: str = ""
-    identity: Identity | None = None
-    #: the hub login's last grant (method ``hub``): its audience explains a refusal
-    hub_grant: hub_login.HubGrant | None = field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        return f"_LoginState(access={self.access!r}, identity={self.identity!r})"
 
 
 class Logins:
@@ -69,6 +48,88 @@ class Logins:
     @property
     def credentials(self) -> ProfileCredentials:
         return self.service.credentials
+
+    def login(self, profile: Profile, state: LoginState, prompt: device.DevicePrompt | None) -> Identity:
+        """A first login of ``profile`` (``state``'s lock held): get a token, ask the
+        cluster who it is, and serve it from now on."""
+        token = self.fresh(profile, state, prompt)
+        return self.settle(profile, state, token, self.probe(profile, state, token))
+
+    def renewed(self, profile: Profile, state: LoginState) -> Token:
+        """A new token for ``profile`` (``state``'s lock held), served from now on."""
+        token = self.renew(profile, state) if state.identity else self.fresh(profile, state)
+        state.access, state.url = token, profile.url
+        self.credentials.invalidate()
+        if state.identity is not None:
+            state.identity = replace(
+                state.identity, expires_at=token.expires_at, refreshes=self.refreshes(profile, state)
+            )
+        return token
+
+    def fresh(self, profile: Profile, state: LoginState, prompt: device.DevicePrompt | None = None) -> Token:
+        """A token from what is kept for ``profile``, without a refresh token of this process."""
+        if profile.method == "hub":
+            return self.hub_token(profile, state)
+        if profile.method == "api_key":
+            return Token(self.credentials.require(profile, "api_key"))
+        if profile.method == "bearer":
+            value = self.credentials.require(profile, "bearer")
+            token = Token(value, bearer_expiry(value, time.time()))
+            if not token.fresh(0):
+                raise LoginExpired(
+                    f"The bearer token saved for profile {profile.name!r} has expired.",
+                    host=host_of(profile.url),
+                    fix="Save a new token, or use a login method that can renew itself.",
+                )
+            return token
+        return self.oidc_login(profile, state, prompt)
+
+    def probe(self, profile: Profile, state: LoginState, access: Token) -> cluster.ServerInfo:
+        """Who the cluster says ``access`` is; a refused hub token says why (its audience)."""
+        try:
+            return cluster.probe(
+                self.client,
+                profile.url,
+                access.value,
+                method=profile.method,
+                headers=cluster.cluster_headers(profile.url),
+            )
+        except WeaviateAuthError as exc:
+            if state.hub_grant is None or exc.code not in ("invalid_credentials", "login_expired"):
+                raise
+            raise hub_login.explain_refusal(
+                exc, state.hub_grant, state.client_id, host_of(profile.url)
+            ) from None
+
+    def settle(
+        self, profile: Profile, state: LoginState, access: Token, info: cluster.ServerInfo
+    ) -> Identity:
+        """Serve ``access`` for ``profile`` from now on, as the identity ``info`` describes."""
+        state.access, state.url = access, profile.url
+        state.identity = Identity(
+            profile=profile.name,
+            url=profile.url,
+            method=profile.method,
+            server_version=info.version,
+            username=info.username or (profile.username if profile.method == "password" else None),
+            groups=info.groups,
+            roles=info.roles,
+            identity_known=info.identity_known,
+            expires_at=access.expires_at,
+            refreshes=self.refreshes(profile, state),
+            remembered=profile.remember,
+            backend=self.backend_label(profile),
+        )
+        self.credentials.invalidate()
+        return state.identity
+
+    def backend_label(self, profile: Profile) -> str:
+        """Where the login's secrets are kept, in words (the identity card shows it)."""
+        if profile.read_only:
+            return "provided by your administrator"
+        if profile.method == "hub":
+            return "the hub (nothing on this server)"
+        return self.service.secrets.backend_name if profile.remember else "this process's memory"
 
     def oidc_login(self, profile: Profile, state: LoginState, prompt: device.DevicePrompt | None) -> Token:
         """A first login of a ``password``, ``client_credentials`` or ``browser`` profile."""
@@ -93,7 +154,7 @@ class Logins:
     def renew(self, profile: Profile, state: LoginState) -> Token:
         """A new token for a profile logged in before: refresh, or log in again."""
         if profile.method in ("api_key", "bearer", "hub"):
-            return self.service._fresh_login(profile, state)
+            return self.fresh(profile, state)
         if profile.method == "client_credentials":
             return self.client_credentials(profile, state)
         if state.refresh_token:
@@ -102,7 +163,7 @@ class Logins:
             except LoginExpired:
                 password = self.credentials.get(profile, "password") if profile.remember else None
                 if password is None:
-                    self.service._drop_state(profile.name)
+                    self.service.login_states.drop(profile.name)
                     raise
                 log.info(
                     "refresh failed for profile %s; logging in again with the remembered password",
@@ -111,7 +172,7 @@ class Logins:
                 return self.password(profile, state, password)
         password = self.credentials.get(profile, "password") if profile.remember else None
         if password is None:
-            self.service._drop_state(profile.name)
+            self.service.login_states.drop(profile.name)
             raise LoginExpired(
                 f"The login of profile {profile.name!r} to {host_of(profile.url)} has expired and cannot be renewed.",
                 host=host_of(profile.url),
@@ -133,7 +194,7 @@ class Logins:
     def cluster_oidc(self, profile: Profile) -> oidc.ClusterOIDC:
         """The cluster's OIDC settings; a cluster without OIDC takes no OIDC login."""
         host = host_of(profile.url)
-        info = oidc.cluster_oidc(self.client, profile.url, self.service._cluster_headers(profile))
+        info = oidc.cluster_oidc(self.client, profile.url, cluster.cluster_headers(profile.url))
         if info is None:
             raise WrongMethod(
                 f"The cluster at {host} does not accept {METHOD_LABELS[profile.method]} logins (it has no OIDC).",

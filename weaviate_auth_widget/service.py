@@ -9,28 +9,27 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import cluster, device, hub_login, oidc
+from . import device, oidc
+from .browser_logins import BrowserLogins
 from .credentials import MAX_SECRET_LENGTH as MAX_SECRET_LENGTH
 from .credentials import SECRET_KINDS, ProfileCredentials
 from .credentials import validate_secrets as _validate_secrets
-from .errors import LoginExpired, PolicyRefused, ProfileNotFound, WeaviateAuthError, WrongMethod
+from .errors import LoginExpired, PolicyRefused, ProfileNotFound, WrongMethod
 from .identity import Identity
+from .login_states import LoginState, LoginStates
 from .logins import Logins
-from .logins import LoginState as _LoginState
 from .policy import Policy
 from .profile_rules import check_method_change, require_api_key_profile
-from .profiles import METHOD_LABELS, Profile, ProfileStore
+from .profiles import Profile, ProfileStore
 from .session import AsyncWeaviateSession, WeaviateSession
-from .tokens import CachingTokenSource, LoginWatch, Token, bearer_expiry
+from .tokens import CachingTokenSource, LoginWatch, Token
 from .transport import HttpSettings
 from .urls import host_of
 
@@ -72,18 +71,17 @@ class AuthService:
         self.policy = policy or Policy()
         self.http = http or HttpSettings(ca_bundle=self.policy.ca_bundle)
         self._client: httpx.Client | None = None
-        self._states: dict[str, _LoginState] = {}
+        #: every profile's login state, and which profiles are logged out
+        self.login_states = LoginStates()
         self._guard = threading.Lock()
         for given, admin_secrets in (admin_profiles or {}).items():
             profile = given.with_changes(read_only=True, url=self.policy.check_url(given.url))
             self.credentials.add_admin(profile, admin_secrets)
-        #: profiles logged out: no token until an explicit ``login``
-        self._logged_out: set[str] = set()
         #: token sources handed out and listeners (panels), told about each logout
         self.watch = LoginWatch()
 
     def __repr__(self) -> str:
-        return f"AuthService(mode={self.mode!r}, profiles={len(self._states)} logged in)"
+        return f"AuthService(mode={self.mode!r}, profiles={len(self.login_states)} logged in)"
 
     # -- stores ---------------------------------------------------------------
     @property
@@ -150,7 +148,7 @@ class AuthService:
             values.add(self.browser_client.client_secret)
         for profile in self.list_profiles():
             values.update(v for v in credentials.all(profile).values() if v)
-        for state in list(self._states.values()):
+        for state in self.login_states.all():
             if state.access is not None:
                 values.add(state.access.value)
             if state.refresh_token:
@@ -166,8 +164,7 @@ class AuthService:
     def describe(self, name: str) -> dict[str, Any]:
         """A profile as callers may see it: fields, whether a secret is kept, login state."""
         profile = self.get_profile(name)
-        state = self._states.get(name)
-        identity = state.identity if state else None
+        identity = self.login_states.identity(name)
         kept = self.kept_secrets(profile)
         return {
             **profile.to_json(),
@@ -175,7 +172,7 @@ class AuthService:
             "has_secret": profile.primary_secret in kept or "refresh_token" in kept,
             "kept_secrets": kept,
             "logged_in": identity is not None,
-            "logged_out": name in self._logged_out,
+            "logged_out": self.login_states.is_logged_out(name),
             "identity": identity.to_json() if identity else None,
         }
 
@@ -245,7 +242,7 @@ class AuthService:
             )
             self._drop_secrets(previous)
             secrets = {**kept, **secrets}
-        self._drop_state(profile.name)
+        self.login_states.drop(profile.name)
         if persist:
             credentials.ephemeral.pop(profile.name, None)
             self.profiles.save(profile)
@@ -268,7 +265,7 @@ class AuthService:
                 profile = self.credentials.current_profile(name)
             except ProfileNotFound:
                 return False
-            self._logged_out.discard(name)  # a profile saved later under this name starts afresh
+            self.login_states.logged_in(name)  # a profile saved later under this name starts afresh
             self._drop_secrets(profile)
             self.credentials.ephemeral.pop(name, None)
             self.profiles.delete(name)
@@ -285,29 +282,12 @@ class AuthService:
         """
         profile = self.get_profile(name)
         self.policy.check_url(profile.url)
-        state = self._state(name)
+        state = self.login_states.state(name)
         with state.lock:
-            token = self._fresh_login(profile, state, device_prompt or self.device_prompt)
-            try:
-                info = cluster.probe(
-                    self.client,
-                    profile.url,
-                    token.value,
-                    method=profile.method,
-                    headers=self._cluster_headers(profile),
-                )
-            except WeaviateAuthError as exc:
-                if state.hub_grant is None or exc.code not in ("invalid_credentials", "login_expired"):
-                    raise
-                raise hub_login.explain_refusal(
-                    exc, state.hub_grant, state.client_id, host_of(profile.url)
-                ) from None
-            state.access, state.url = token, profile.url
-            state.identity = self._identity(profile, state, info)
-            self._invalidate_secrets()
-        self._logged_out.discard(name)  # only an explicit login ends a logout
+            identity = self._logins().login(profile, state, device_prompt or self.device_prompt)
+        self.login_states.logged_in(name)  # only an explicit login ends a logout
         log.info("logged in profile %s to %s (%s)", name, host_of(profile.url), profile.method)
-        return state.identity
+        return identity
 
     def connect(
         self, profile: Profile, secrets: Mapping[str, str], *, persist: bool = True, replace: bool = False
@@ -354,7 +334,7 @@ class AuthService:
         it since the profile was saved); the check is remembered per URL by the policy.
         """
         self._check_not_logged_out(name)
-        state = self._state(name)
+        state = self.login_states.state(name)
         access, url = state.access, state.url
         if url is not None and _usable(access, rejected):
             assert access is not None
@@ -367,18 +347,7 @@ class AuthService:
             if state.url == profile.url and _usable(access, rejected):
                 assert access is not None
                 return access
-            token = (
-                self._logins().renew(profile, state) if state.identity else self._fresh_login(profile, state)
-            )
-            state.access, state.url = token, profile.url
-            self._invalidate_secrets()
-            if state.identity is not None:
-                state.identity = replace(
-                    state.identity,
-                    expires_at=token.expires_at,
-                    refreshes=self._logins().refreshes(profile, state),
-                )
-            return token
+            return self._logins().renewed(profile, state)
 
     def api_key(self, name: str) -> str:
         """The API key of ``name`` itself, for the user to copy into another tool: only an
@@ -401,8 +370,7 @@ class AuthService:
         return headers
 
     def identity(self, name: str) -> Identity | None:
-        state = self._states.get(name)
-        return state.identity if state else None
+        return self.login_states.identity(name)
 
     def logout(self, name: str) -> None:
         """End the login: revoke the refresh token at the provider, drop tokens held here
@@ -413,13 +381,12 @@ class AuthService:
         dropped here) when the policy no longer allows the cluster or its provider.
         """
         profile = self.get_profile(name)
-        self._logged_out.add(name)
-        state = self._states.pop(name, None)
+        state = self.login_states.log_out(name)
         self._invalidate_secrets()
         self.watch.ended(name)
         refresh = (state.refresh_token if state else None) or self._secret(profile, "refresh_token")
         if refresh:
-            self._logins().revoke(profile, state or _LoginState(), refresh)
+            self._logins().revoke(profile, state or LoginState(), refresh)
         self.credentials.delete(profile, "refresh_token")
         log.info("logged out profile %s", name)
 
@@ -437,7 +404,7 @@ class AuthService:
             )
         _validate_secrets(profile, {"api_key": value})
         self.credentials.put(profile, "api_key", value)
-        state = self._states.get(name)
+        state = self.login_states.get(name)
         if state is not None:
             with state.lock:
                 if state.url == profile.url:
@@ -454,7 +421,7 @@ class AuthService:
         return KeyManager(self)
 
     def _check_not_logged_out(self, name: str) -> None:
-        if name in self._logged_out:
+        if self.login_states.is_logged_out(name):
             host = host_of(self.get_profile(name).url)
             raise LoginExpired(
                 f"You logged out of profile {name!r} ({host}); log in again.",
@@ -504,39 +471,9 @@ class AuthService:
         nothing keeps this service alive)."""
         return Logins(self)
 
-    def _fresh_login(
-        self, profile: Profile, state: _LoginState, prompt: device.DevicePrompt | None = None
-    ) -> Token:
-        if profile.method == "hub":
-            return self._logins().hub_token(profile, state)
-        if profile.method == "api_key":
-            return Token(self.credentials.require(profile, "api_key"))
-        if profile.method == "bearer":
-            value = self.credentials.require(profile, "bearer")
-            token = Token(value, bearer_expiry(value, time.time()))
-            if not token.fresh(0):
-                raise LoginExpired(
-                    f"The bearer token saved for profile {profile.name!r} has expired.",
-                    host=host_of(profile.url),
-                    fix="Save a new token, or use a login method that can renew itself.",
-                )
-            return token
-        return self._logins().oidc_login(profile, state, prompt)
-
     def browser_plan(self, name: str) -> tuple[Profile, oidc.Provider, str | None, str]:
-        """For a browser sign-in of ``name`` (the broker's code flow): the profile, its
-        provider (discovered, allowed by the policy), client id and scopes."""
-        profile = self.get_profile(name)
-        host = host_of(profile.url)
-        if profile.method != "browser":
-            raise WrongMethod(
-                f"Profile {name!r} ({host}) does not sign in at the identity provider "
-                f"(its method is {METHOD_LABELS[profile.method]}).",
-                host=host,
-                fix="Save it with the method 'browser' first.",
-            )
-        self.policy.check_url(profile.url)
-        return (profile, *self._logins().browser_plan(profile))
+        """For the broker's code flow: see :meth:`.BrowserLogins.plan`."""
+        return BrowserLogins(self).plan(name)
 
     def finish_browser_sign_in(
         self,
@@ -547,79 +484,17 @@ class AuthService:
         scope: str,
         client_secret: str | None,
     ) -> Identity:
-        """A finished code flow: keep its refresh token (remember rules), ask the cluster
-        who we are, and serve tokens from now on. The policy is asked again: it may
-        have changed while the user was on the provider's page."""
-        host = host_of(profile.url)
-        self.policy.check_url(profile.url)
-        logins = self._logins()
-        logins.check_provider(prov, host)
-        state = self._state(profile.name)
-        with state.lock:
-            state.provider, state.client_id, state.scope = prov, client_id, scope
-            state.client_secret = client_secret
-            info = cluster.probe(
-                self.client,
-                profile.url,
-                grant.access.value,
-                method=profile.method,
-                headers=self._cluster_headers(profile),
-            )
-            logins.keep_refresh(profile, state, grant.refresh_token)
-            state.access, state.url = grant.access, profile.url
-            state.identity = self._identity(profile, state, info)
-            self._invalidate_secrets()
-        self._logged_out.discard(profile.name)
-        log.info("signed in profile %s to %s at its identity provider", profile.name, host)
-        return state.identity
+        """A finished code flow: see :meth:`.BrowserLogins.finish`."""
+        return BrowserLogins(self).finish(profile, grant, prov, client_id, scope, client_secret)
 
-    def _identity(self, profile: Profile, state: _LoginState, info: cluster.ServerInfo) -> Identity:
-        token = state.access
-        return Identity(
-            profile=profile.name,
-            url=profile.url,
-            method=profile.method,
-            server_version=info.version,
-            username=info.username or (profile.username if profile.method == "password" else None),
-            groups=info.groups,
-            roles=info.roles,
-            identity_known=info.identity_known,
-            expires_at=token.expires_at if token else None,
-            refreshes=self._logins().refreshes(profile, state),
-            remembered=profile.remember,
-            backend=_backend_label(profile, self),
-        )
-
-    def _cluster_headers(self, profile: Profile) -> dict[str, str]:
-        return cluster.cluster_headers(profile.url)
-
-    # -- internals: login state and secrets ----------------------------------
-    def _state(self, name: str) -> _LoginState:
-        with self._guard:
-            state = self._states.get(name)
-            if state is None:
-                state = self._states[name] = _LoginState()
-            return state
-
-    def _drop_state(self, name: str) -> None:
-        with self._guard:
-            self._states.pop(name, None)
-
+    # -- internals: secrets ---------------------------------------------------
     def _secret(self, profile: Profile, kind: str) -> str | None:
         """The secret ``kind`` kept for ``profile`` as it is (see :meth:`ProfileCredentials.get`)."""
         return self.credentials.get(profile, kind)
 
     def _drop_secrets(self, profile: Profile) -> None:
         self.credentials.drop(profile)
-        self._drop_state(profile.name)
-
-
-def _backend_label(profile: Profile, service: AuthService) -> str:
-    if profile.read_only:
-        return "provided by your administrator"
-    if profile.method == "hub":
-        return "the hub (nothing on this server)"
-    return service.secrets.backend_name if profile.remember else "this process's memory"
+        self.login_states.drop(profile.name)
 
 
 def _usable(token: Token | None, rejected: Token | None) -> bool:
