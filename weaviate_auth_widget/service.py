@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from .secrets import SecretStore
 
 log = logging.getLogger(__name__)
+
+#: ``finish_browser_sign_in(profile, grant, provider, client_id, scope, client_secret)``
+_FinishSignIn = Callable[[Profile, oidc.Grant, oidc.Provider, str, str, str | None], Identity]
 
 
 class AuthService:
@@ -475,17 +478,10 @@ class AuthService:
         """For the broker's code flow: see :meth:`.BrowserLogins.plan`."""
         return BrowserLogins(self).plan(name)
 
-    def finish_browser_sign_in(
-        self,
-        profile: Profile,
-        grant: oidc.Grant,
-        prov: oidc.Provider,
-        client_id: str,
-        scope: str,
-        client_secret: str | None,
-    ) -> Identity:
-        """A finished code flow: see :meth:`.BrowserLogins.finish`."""
-        return BrowserLogins(self).finish(profile, grant, prov, client_id, scope, client_secret)
+    @property
+    def finish_browser_sign_in(self) -> _FinishSignIn:
+        """A finished code flow, called as a method: see :meth:`.BrowserLogins.finish`."""
+        return BrowserLogins(self).finish
 
     # -- internals: secrets ---------------------------------------------------
     def _secret(self, profile: Profile, kind: str) -> str | None:
