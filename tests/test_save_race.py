@@ -39,7 +39,7 @@ def check_store(directory: Path, url_a: str, key: str, other: Any) -> None:
     fresh = make_service(directory)
     try:
         profile = fresh.get_profile("p")
-        kept = fresh._secret(profile, "api_key")
+        kept = fresh.credentials.get(profile, "api_key")
         if profile.url == Profile(name="p", url=url_a).url:
             assert kept == key
         else:

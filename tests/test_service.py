@@ -124,7 +124,7 @@ def test_not_remembered_password_is_dropped_after_login(service: AuthService, sa
     service.login("pw")
     assert service.secrets.get("pw", "password") is None
     assert service.secrets.get("pw", "refresh_token") is None
-    assert ("pw", "password") not in service._volatile
+    assert ("pw", "password") not in service.credentials.volatile
     assert service.identity("pw").backend == "this process's memory"
 
 

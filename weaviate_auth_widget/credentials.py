@@ -172,6 +172,32 @@ class ProfileCredentials:
             if stored and self.secrets.get(profile.name, kind, scope=profile.secret_scope) is not None:
                 self.secrets.delete(profile.name, kind)
 
+    @contextmanager
+    def trial(self, profile: Profile, secrets: Mapping[str, str]) -> Iterator[None]:
+        """Hold ``secrets`` in memory for a login tried inside; keep them (store them, when
+        remembered) once it worked, drop them all if it failed: a rejected secret is never
+        stored. One the login consumed (a password traded for a refresh token) stays gone."""
+        trial = {kind: (profile.secret_scope, value) for kind, value in secrets.items()}
+        with self.lock:
+            self.volatile.update({(profile.name, kind): kept for kind, kept in trial.items()})
+            self.invalidate()
+        try:
+            yield
+        except BaseException:
+            self._settle_trial(profile, trial, keep=False)
+            raise
+        self._settle_trial(profile, trial, keep=True)
+
+    def _settle_trial(self, profile: Profile, trial: dict[str, tuple[str, str]], *, keep: bool) -> None:
+        for kind, kept in trial.items():
+            with self.lock:
+                if self.volatile.get((profile.name, kind)) != kept:
+                    continue  # consumed by the login, or replaced meanwhile
+                del self.volatile[(profile.name, kind)]
+                self.invalidate()
+            if keep:
+                self.put(profile, kind, kept[1])
+
     def all(self, profile: Profile) -> dict[str, str]:
         found = {}
         for kind in profile.secret_kinds():

@@ -19,7 +19,7 @@ import httpx
 from . import device, oidc
 from .browser_logins import BrowserLogins
 from .credentials import MAX_SECRET_LENGTH as MAX_SECRET_LENGTH
-from .credentials import SECRET_KINDS, ProfileCredentials
+from .credentials import ProfileCredentials
 from .credentials import validate_secrets as _validate_secrets
 from .errors import LoginExpired, PolicyRefused, ProfileNotFound, WrongMethod
 from .identity import Identity
@@ -27,6 +27,7 @@ from .login_states import LoginState, LoginStates
 from .logins import Logins
 from .policy import Policy
 from .profile_rules import check_method_change, require_api_key_profile
+from .profile_views import ProfileViews
 from .profiles import Profile, ProfileStore
 from .session import AsyncWeaviateSession, WeaviateSession
 from .tokens import CachingTokenSource, LoginWatch, Token
@@ -96,11 +97,6 @@ class AuthService:
         return self.credentials.secrets
 
     @property
-    def _volatile(self) -> dict[tuple[str, str], tuple[str, str]]:
-        """Secrets kept in memory only (the credentials' map; tests look into it)."""
-        return self.credentials.volatile
-
-    @property
     def client(self) -> httpx.Client:
         if self._client is None:
             with self._guard:
@@ -138,57 +134,25 @@ class AuthService:
                 " or pick a saved one.",
             ) from None
 
+    # -- views (what the panel, the broker's list and the save guard read) ----
     def secret_values(self) -> frozenset[str]:
-        """Every secret this service knows (stored, in memory, tokens): what the
-        notebook save guard redacts. Cached until this service changes a secret."""
-        credentials = self.credentials
-        cached = credentials.cache
-        if cached is not None:
-            return cached
-        generation = credentials.generation
-        values = {v for _, v in credentials.volatile.values()} | set(credentials.admin_secrets.values())
-        if self.browser_client is not None and self.browser_client.client_secret:
-            values.add(self.browser_client.client_secret)
-        for profile in self.list_profiles():
-            values.update(v for v in credentials.all(profile).values() if v)
-        for state in self.login_states.all():
-            if state.access is not None:
-                values.add(state.access.value)
-            if state.refresh_token:
-                values.add(state.refresh_token)
-        result = frozenset(v for v in values if len(v) >= 4)
-        if generation == credentials.generation:  # nothing changed while we looked
-            credentials.cache = result
-        return result
-
-    def _invalidate_secrets(self) -> None:
-        self.credentials.invalidate()
+        """Every secret this service knows: what the notebook save guard redacts."""
+        return ProfileViews(self).secret_values()
 
     def describe(self, name: str) -> dict[str, Any]:
         """A profile as callers may see it: fields, whether a secret is kept, login state."""
-        profile = self.get_profile(name)
-        identity = self.login_states.identity(name)
-        kept = self.kept_secrets(profile)
-        return {
-            **profile.to_json(),
-            "read_only": profile.read_only,
-            "has_secret": profile.primary_secret in kept or "refresh_token" in kept,
-            "kept_secrets": kept,
-            "logged_in": identity is not None,
-            "logged_out": self.login_states.is_logged_out(name),
-            "identity": identity.to_json() if identity else None,
-        }
+        return ProfileViews(self).describe(name)
 
     def kept_secrets(self, profile: Profile) -> list[str]:
         """Which kinds of login secret are kept for ``profile`` (names, never values)."""
-        return [kind for kind in (*SECRET_KINDS, "refresh_token") if self._secret(profile, kind)]
+        return ProfileViews(self).kept_secrets(profile)
 
     def profile_views(self) -> list[dict[str, Any]]:
         """``describe`` for every profile: what the panel and the broker's list show."""
-        return [self.describe(p.name) for p in self.list_profiles()]
+        return ProfileViews(self).all()
 
     def has_secret(self, profile: Profile) -> bool:
-        return any(self._secret(profile, kind) for kind in (profile.primary_secret, "refresh_token"))
+        return ProfileViews(self).has_secret(profile)
 
     def save_profile(
         self,
@@ -301,30 +265,8 @@ class AuthService:
         secrets = dict(secrets)
         _validate_secrets(profile, secrets)
         profile = self.save_profile(profile, persist=persist, replace=replace)
-        trial = {kind: (profile.secret_scope, value) for kind, value in secrets.items()}
-        with self.credentials.lock:
-            self._volatile.update({(profile.name, kind): kept for kind, kept in trial.items()})
-            self._invalidate_secrets()
-        try:
-            identity = self.login(profile.name)
-        except BaseException:
-            self._settle_trial(profile, trial, keep=False)
-            raise
-        self._settle_trial(profile, trial, keep=True)
-        return identity
-
-    def _settle_trial(self, profile: Profile, trial: dict[str, tuple[str, str]], *, keep: bool) -> None:
-        """After a :meth:`connect` login: keep (store, when remembered) the trial secrets
-        the login left in memory, or drop them all. One the login consumed (a password
-        traded for a refresh token) stays gone."""
-        for kind, kept in trial.items():
-            with self.credentials.lock:
-                if self._volatile.get((profile.name, kind)) != kept:
-                    continue  # consumed by the login, or replaced meanwhile
-                del self._volatile[(profile.name, kind)]
-                self._invalidate_secrets()
-            if keep:
-                self.credentials.put(profile, kind, kept[1])
+        with self.credentials.trial(profile, secrets):
+            return self.login(profile.name)
 
     def token(self, name: str, *, rejected: Token | None = None) -> Token:
         """A bearer token for ``name`` that stays fresh for a while; refreshes single-flight.
@@ -367,7 +309,7 @@ class AuthService:
         profile = self.get_profile(name)
         headers = {}
         for header in profile.headers:
-            value = self._secret(profile, f"header:{header}")
+            value = self.credentials.get(profile, f"header:{header}")
             if value:
                 headers[header] = value
         return headers
@@ -385,9 +327,9 @@ class AuthService:
         """
         profile = self.get_profile(name)
         state = self.login_states.log_out(name)
-        self._invalidate_secrets()
+        self.credentials.invalidate()
         self.watch.ended(name)
-        refresh = (state.refresh_token if state else None) or self._secret(profile, "refresh_token")
+        refresh = (state.refresh_token if state else None) or self.credentials.get(profile, "refresh_token")
         if refresh:
             self._logins().revoke(profile, state or LoginState(), refresh)
         self.credentials.delete(profile, "refresh_token")
@@ -412,7 +354,7 @@ class AuthService:
             with state.lock:
                 if state.url == profile.url:
                     state.access = Token(value)
-        self._invalidate_secrets()
+        self.credentials.invalidate()
         self.watch.renewed(name)
         log.info("replaced the API key of profile %s", name)
 
@@ -484,10 +426,6 @@ class AuthService:
         return BrowserLogins(self).finish
 
     # -- internals: secrets ---------------------------------------------------
-    def _secret(self, profile: Profile, kind: str) -> str | None:
-        """The secret ``kind`` kept for ``profile`` as it is (see :meth:`ProfileCredentials.get`)."""
-        return self.credentials.get(profile, kind)
-
     def _drop_secrets(self, profile: Profile) -> None:
         self.credentials.drop(profile)
         self.login_states.drop(profile.name)
