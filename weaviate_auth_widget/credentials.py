@@ -3,20 +3,22 @@
 One job: bind every secret to the profile (URL and method) it was saved for, whether it
 lives in the secret store, in this process's memory (``remember=False``, in-memory
 profiles) or with the administrator's profiles; and change a profile and its secrets as
-one unit (threads and processes alike). Holds secrets: never shown, never logged.
+one unit (threads and processes alike), under the rules for changing a saved profile;
+a login's trial secrets kept only once it worked. Holds secrets: never shown, never logged.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import InvalidProfile, MissingSecret, ProfileNotFound
+from .errors import InvalidProfile, MissingSecret, PolicyRefused, ProfileNotFound
 from .paths import store_dir
+from .profile_rules import check_method_change
 from .profiles import Profile, ProfileStore
 from .urls import host_of
 
@@ -117,6 +119,50 @@ class ProfileCredentials:
 
     def stored(self, profile: Profile) -> bool:
         return profile.remember and profile.name not in self.ephemeral
+
+    def save(
+        self,
+        profile: Profile,
+        secrets: Mapping[str, str],
+        *,
+        persist: bool,
+        replace: bool,
+        reset: Callable[[str], object],
+    ) -> None:
+        """``AuthService.save_profile``'s compare-and-write (inside :meth:`unit`): a new
+        URL or method drops the secrets kept for the old one, a method change with secrets
+        kept needs ``replace``; ``reset(name)`` drops the profile's login state."""
+        try:
+            previous: Profile | None = self.current_profile(profile.name)
+        except ProfileNotFound:
+            previous = None
+        if previous is not None and previous.read_only:
+            raise PolicyRefused(
+                f"Profile {profile.name!r} is provided by your administrator and cannot be changed.",
+                fix="Save your own profile under another name.",
+            )
+        if previous is not None and previous.method != profile.method and not replace:
+            check_method_change(previous, profile, list(self.all(previous)), replace=replace)
+        if previous is not None and (
+            previous.url != profile.url
+            or previous.method != profile.method
+            or previous.remember != profile.remember
+        ):
+            kept = (
+                {}
+                if (previous.url != profile.url or previous.method != profile.method)
+                else self.all(previous)
+            )
+            self.drop(previous)
+            secrets = {**kept, **secrets}
+        reset(profile.name)
+        if persist:
+            self.ephemeral.pop(profile.name, None)
+            self.profiles.save(profile)
+        else:
+            self.ephemeral[profile.name] = profile
+        for kind, value in secrets.items():
+            self.put(profile, kind, value)
 
     # -- secrets --------------------------------------------------------------
     def get(self, profile: Profile, kind: str) -> str | None:

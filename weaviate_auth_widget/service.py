@@ -26,7 +26,7 @@ from .identity import Identity
 from .login_states import LoginState, LoginStates
 from .logins import Logins
 from .policy import Policy
-from .profile_rules import check_method_change, require_api_key_profile
+from .profile_rules import require_api_key_profile
 from .profile_views import ProfileViews
 from .profiles import Profile, ProfileStore
 from .session import AsyncWeaviateSession, WeaviateSession
@@ -179,44 +179,11 @@ class AuthService:
         self.policy.check_remember(profile.remember)
         _validate_secrets(profile, secrets)
         with self.credentials.unit(stored=persist or self.profiles.path.exists()):
-            self._save_unit(profile, secrets, persist=persist, replace=replace)
+            self.credentials.save(
+                profile, secrets, persist=persist, replace=replace, reset=self.login_states.drop
+            )
         log.info("saved profile %s for %s (%s)", profile.name, host_of(profile.url), profile.method)
         return profile
-
-    def _save_unit(self, profile: Profile, secrets: dict[str, str], *, persist: bool, replace: bool) -> None:
-        """``save_profile``'s compare-and-write, inside the credentials' unit."""
-        credentials = self.credentials
-        try:
-            previous: Profile | None = credentials.current_profile(profile.name)
-        except ProfileNotFound:
-            previous = None
-        if previous is not None and previous.read_only:
-            raise PolicyRefused(
-                f"Profile {profile.name!r} is provided by your administrator and cannot be changed.",
-                fix="Save your own profile under another name.",
-            )
-        if previous is not None and previous.method != profile.method and not replace:
-            check_method_change(previous, profile, list(credentials.all(previous)), replace=replace)
-        if previous is not None and (
-            previous.url != profile.url
-            or previous.method != profile.method
-            or previous.remember != profile.remember
-        ):
-            kept = (
-                {}
-                if (previous.url != profile.url or previous.method != profile.method)
-                else credentials.all(previous)
-            )
-            self._drop_secrets(previous)
-            secrets = {**kept, **secrets}
-        self.login_states.drop(profile.name)
-        if persist:
-            credentials.ephemeral.pop(profile.name, None)
-            self.profiles.save(profile)
-        else:
-            credentials.ephemeral[profile.name] = profile
-        for kind, value in secrets.items():
-            credentials.put(profile, kind, value)
 
     def forget(self, name: str) -> bool:
         """Log out, delete the profile and every secret kept for it."""
@@ -233,7 +200,8 @@ class AuthService:
             except ProfileNotFound:
                 return False
             self.login_states.logged_in(name)  # a profile saved later under this name starts afresh
-            self._drop_secrets(profile)
+            self.credentials.drop(profile)
+            self.login_states.drop(name)
             self.credentials.ephemeral.pop(name, None)
             self.profiles.delete(name)
         log.info("forgot profile %s", name)
@@ -426,9 +394,6 @@ class AuthService:
         return BrowserLogins(self).finish
 
     # -- internals: secrets ---------------------------------------------------
-    def _drop_secrets(self, profile: Profile) -> None:
-        self.credentials.drop(profile)
-        self.login_states.drop(profile.name)
 
 
 def _usable(token: Token | None, rejected: Token | None) -> bool:
