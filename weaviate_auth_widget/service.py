@@ -378,12 +378,7 @@ class AuthService:
             "policy": self.policy.to_json(),
         }
 
-    # -- internals: logins and refreshes --------------------------------------
-    def _logins(self) -> Logins:
-        """The grants, with this service's policy and client as they are now (made per use:
-        nothing keeps this service alive)."""
-        return Logins(self)
-
+    # -- browser sign-ins through the broker (code_flow) ------------------------
     def browser_plan(self, name: str) -> tuple[Profile, oidc.Provider, str | None, str]:
         """For the broker's code flow: see :meth:`.BrowserLogins.plan`."""
         return BrowserLogins(self).plan(name)
@@ -393,7 +388,11 @@ class AuthService:
         """A finished code flow, called as a method: see :meth:`.BrowserLogins.finish`."""
         return BrowserLogins(self).finish
 
-    # -- internals: secrets ---------------------------------------------------
+    # -- internals --------------------------------------------------------------
+    def _logins(self) -> Logins:
+        """The grants, with this service's policy and client as they are now (made per use:
+        nothing keeps this service alive)."""
+        return Logins(self)
 
 
 def _usable(token: Token | None, rejected: Token | None) -> bool:
