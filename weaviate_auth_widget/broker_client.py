@@ -64,9 +64,15 @@ class _BrokerTokenSource(CachingTokenSource):
         self._token = grant.token
 
     def _usable(self, rejected: Token | None) -> Token | None:
-        if time.monotonic() >= self._recheck_at:
+        # the base class's check plus the bound, inline: this runs on every request
+        token = self._token
+        if (
+            token is None
+            or time.monotonic() >= self._recheck_at
+            or (rejected is not None and token == rejected)
+        ):
             return None
-        return super()._usable(rejected)
+        return token if token.fresh(self._margin) else None
 
     def _ask(self, rejected: Token | None) -> Token:
         try:
