@@ -8,6 +8,7 @@ all under the test's tmp directory.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -869,6 +870,24 @@ print("TOGETHER", set(together()))
 s.meta()  # within the bound again: the cached key, no broker call
 """
 
+#: the official client made from the session, when the 'client' extra is installed
+OFFICIAL_SETUP = """
+client = s.weaviate_client(grpc_port=GRPC_PORT)
+print("GRPC", len(client.collections.get("Article").query.fetch_objects().objects))
+"""
+
+OFFICIAL_AFTER = """
+for what, call in (
+    ("GRPC_AFTER", lambda: client.collections.get("Article").query.fetch_objects()),
+    ("REST_AFTER", client.get_meta),
+):
+    try:
+        call()
+        print(what, "ok")
+    except Exception as exc:
+        print(what, type(exc).__name__, str(exc).splitlines()[0])
+"""
+
 OTHER_KERNEL_AFTER = """
 outcomes = together()
 print("OUTCOMES", len(outcomes), len(set(outcomes)))
@@ -888,11 +907,13 @@ def test_a_logout_in_one_kernel_stops_the_profile_in_every_kernel(
     """Kernels A and B both hold a session for an API-key profile (a key never expires).
     A logs out; within the broker's bound (``token_recheck_seconds``, 1 s here) B's next
     requests raise the same login-expired error a fresh call would, and no request with
-    the key reaches the cluster after the logout. Before it, B used its cached key
+    the key reaches the cluster after the logout, nor from the official client made from
+    B's session (when the 'client' extra is installed). Before it, B used its cached key
     without asking the broker, and 20 concurrent requests past the bound asked it once."""
     from weaviate_auth_widget.sandbox.weaviate import fingerprint
 
     recheck = 1.0
+    official = importlib.util.find_spec("weaviate") is not None  # the 'client' extra
     server = JupyterServer(
         isolated, tmp_path / "root", extra=[f"--WeaviateAuthApp.token_recheck_seconds={recheck}"]
     ).start()
@@ -906,13 +927,20 @@ def test_a_logout_in_one_kernel_stops_the_profile_in_every_kernel(
         for kernel_id in (a, b):
             out = lines(_execute(server, kernel_id, setup, 60))
             assert (out["META"], out["TOGETHER"]) == (version, repr({version}))
+        if official:
+            official_setup = OFFICIAL_SETUP.replace("GRPC_PORT", str(sandbox.weaviate.grpc_port))
+            assert lines(_execute(server, b, official_setup, 60))["GRPC"] == "2"
         assert any(r.token == key for r in sandbox.weaviate.requests)  # the fingerprint is the key's
 
         _execute(server, a, "b.logout('prof')", 30)
-        logged_out = time.monotonic()
-        out = lines(_execute(server, b, OTHER_KERNEL_AFTER, 60))
+        logged_out, grpc_before = time.monotonic(), len(sandbox.weaviate.grpc_calls)
+        out = lines(_execute(server, b, OTHER_KERNEL_AFTER + (OFFICIAL_AFTER if official else ""), 60))
     finally:
         server.stop()
+    if official:  # the official client made from B's session stops too
+        for what in ("GRPC_AFTER", "REST_AFTER"):
+            assert out[what].startswith("LoginExpired You logged out of profile 'prof'"), out[what]
+        assert not [c for c in sandbox.weaviate.grpc_calls[grpc_before:] if c.token == key]
     assert out["OUTCOMES"] == "20 1"  # every request refused, all with the same message
     assert out["ERROR"].startswith("You logged out of profile 'prof'") and "log in again" in out["ERROR"]
     assert out["AGAIN"] == "login_expired"
