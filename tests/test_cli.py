@@ -469,3 +469,71 @@ def test_login_with_a_device_code(sandbox: Any, tmp_path: Path) -> None:
     ]
     again = term.run("whoami", "sso")  # a new process: the kept refresh token, no sign-in
     assert again.returncode == 0 and creds.username in again.stdout, again.stderr
+
+
+def test_keys_copy_is_the_cores_rule_through_both_backends(sandbox: Any, tmp_path: Path) -> None:
+    """`keys copy`: only an API-key profile gives its key up, in-process and through the
+    broker alike; through a broker whose policy refuses the cluster, no key comes out."""
+    creds = sandbox.credentials
+    term = Terminal(tmp_path, [creds.admin_api_key, creds.password])
+    url = sandbox.weaviate_url
+    login = ("--mode", "in-process", "login")
+    assert (
+        term.run(*login, "admin", "--url", url, "--api-key-stdin", input=creds.admin_api_key).returncode == 0
+    )
+    done = term.run(
+        *login,
+        "pw",
+        "--url",
+        url,
+        "--method",
+        "password",
+        "--username",
+        creds.username,
+        "--password-stdin",
+        input=creds.password,
+    )
+    assert done.returncode == 0, done.stderr
+
+    def refused_as_password(done: subprocess.CompletedProcess[str]) -> None:
+        assert done.returncode == 1 and done.stdout == "", done.stderr
+        assert done.stderr.startswith("weaviate-auth: error: Profile 'pw'"), done.stderr
+        assert "no API key to copy" in done.stderr and "API-key profile" in done.stderr
+
+    refused_as_password(term.run("--mode", "in-process", "keys", "copy", "pw"))
+    assert term.run("--mode", "in-process", "keys", "copy", "admin", scan=False).stdout == creds.admin_api_key
+
+    env = {**term.env, "WEAVIATE_AUTH_ALLOWED_URLS": "https://only.example"}
+    server = JupyterServer(env, tmp_path / "root").start()
+    try:
+        term.env["WEAVIATE_AUTH_BROKER_FILE"] = str(server.broker_file)
+        assert json.loads(term.run("list", "--json").stdout)["mode"] == "broker"
+        done = term.run("keys", "copy", "admin")
+        assert done.returncode == 1 and done.stdout == "", done.stderr
+        assert "does not allow logins to" in done.stderr, done.stderr
+        refused_as_password(term.run("keys", "copy", "pw"))
+    finally:
+        server.stop()
+
+
+def test_ctrl_c_during_a_device_sign_in_cancels_it_and_keeps_nothing(sandbox: Any, tmp_path: Path) -> None:
+    """SIGINT while `login --device` waits for the user: it stops at once with one line
+    saying so (no traceback), exit 130, and no secret or token is kept."""
+    import signal
+
+    term = Terminal(tmp_path, [])
+    proc = subprocess.Popen(
+        [*CLI, "login", "sso", "--url", sandbox.weaviate_url, "--device"],
+        env=term.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    assert "enter the code" in proc.stderr.readline()  # polling now (every 5 s)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)  # not polling on until the code expires (10 min)
+    assert proc.returncode == 130 and out == ""
+    assert err.strip() == "weaviate-auth: cancelled.", err
+    listed = json.loads(term.run("list", "--json").stdout)["profiles"]
+    assert [(p["name"], p["kept_secrets"], p["logged_in"]) for p in listed] == [("sso", [], False)]

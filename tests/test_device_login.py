@@ -20,7 +20,7 @@ import pytest
 from tests.idp_browser import Browser
 from weaviate_auth_widget import device, oidc
 from weaviate_auth_widget.device import DeviceCode
-from weaviate_auth_widget.errors import LoginExpired, PolicyRefused, SignInFailed, WrongMethod
+from weaviate_auth_widget.errors import LoginExpired, MethodChange, PolicyRefused, SignInFailed, WrongMethod
 from weaviate_auth_widget.policy import Policy
 from weaviate_auth_widget.profiles import METHOD_LABELS, Profile
 from weaviate_auth_widget.sandbox import IdPClient, IdPConfig, Sandbox, WeaviateConfig
@@ -345,6 +345,61 @@ def test_in_a_notebook_the_magic_shows_a_link_and_the_session_binds(quick: Sandb
         for secret in (refresh, device_code, quick.credentials.password):
             assert secret not in everything
         assert not re.search(r"eyJ[\w-]+\.eyJ[\w-]+\.", everything)  # no access or ID token (a JWT)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def test_a_signed_in_browser_profile_is_not_silently_turned_into_another_login(
+    quick: Sandbox, tmp_path: Path
+) -> None:
+    """The other way round from the panel's rule: a save that would drop the refresh
+    token of a browser sign-in (here for an API-key login) is refused unless it says so."""
+    service = make_service(tmp_path)
+    service.save_profile(browser_profile(quick))
+    service.login("sso", device_prompt=User(quick))
+    as_key = Profile(name="sso", url=quick.weaviate_url)
+    with pytest.raises(MethodChange, match="refresh_token") as err:
+        service.save_profile(as_key, {"api_key": quick.credentials.admin_api_key})
+    assert err.value.code == "method_change" and "replace=True" in str(err.value)
+    assert service.kept_secrets(service.get_profile("sso")) == ["refresh_token"]
+    assert service.login("sso").username == quick.credentials.username  # the sign-in still works
+    service.save_profile(as_key, {"api_key": quick.credentials.admin_api_key}, replace=True)
+    assert service.kept_secrets(service.get_profile("sso")) == ["api_key"]
+    service.close()
+
+
+def test_a_kernel_interrupt_cancels_the_magics_device_sign_in_and_keeps_nothing(
+    quick: Sandbox, tmp_path: Path
+) -> None:
+    """A real kernel, in-process mode: ``%weaviate_auth sso`` shows the code and waits; the
+    kernel's interrupt (the notebook's stop button) ends the wait at once with one line,
+    no traceback, and nothing is kept (the profile stays, without a secret, for a retry)."""
+    from jupyter_client.manager import start_new_kernel
+
+    from tests.test_kernel_broker import server_env
+
+    manager, client = start_new_kernel(kernel_name="python3", env=server_env(tmp_path))
+    try:
+        _run_cell(
+            client,
+            "import weaviate_auth_widget as waw\n"
+            f"waw.default_service().save_profile(waw.Profile(name='sso', url={quick.weaviate_url!r},"
+            " method='browser'))\n",
+        )
+        # the code is on screen, so it is polling now: the person presses stop instead
+        signing = _run_cell(
+            client,
+            "%load_ext weaviate_auth_widget\n%weaviate_auth sso",
+            lambda data: manager.interrupt_kernel(),
+        )
+        assert not [m for m in signing if m["msg_type"] == "error"], signing
+        assert _printed(signing).strip() == "weaviate_auth: cancelled.", signing
+        left = _run_cell(
+            client,
+            "svc = waw.default_service()\nprint(svc.kept_secrets(svc.get_profile('sso')), svc.identity('sso'))",
+        )
+        assert _printed(left).strip() == "[] None"
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)

@@ -209,6 +209,37 @@ def test_the_kept_secret_hint_follows_the_method_and_a_method_change_asks_first(
     assert service.get_profile("k").method == "password" and service.secrets.get("k", "api_key") is None
 
 
+def test_the_broker_routes_replace_tells_the_core_it_means_it(service: AuthService, sandbox: Sandbox) -> None:
+    """Broker route (the view posts the typed secrets itself): Replace puts ``"replace":
+    true`` in the body the view posts, which the broker's core needs to change the method
+    of a login that keeps secrets; "Save as new" does not need it."""
+    from weaviate_auth_widget.broker.requests import parse_profile_input
+
+    creds = sandbox.credentials
+    service.save_profile(Profile(name="k", url=sandbox.weaviate_url), {"api_key": creds.admin_api_key})
+    posted = {}
+    for choice in ("new", "replace"):  # a panel each: one posts at a time
+        panel = LoginPanel(service, profile="k")
+        replies: list[dict[str, Any]] = []
+        panel.form.reply = lambda request, event, seen=replies, **content: seen.append(  # type: ignore[method-assign]
+            {"event": event, **content}
+        )
+        panel.method.value = "password"
+        panel.username.value = creds.username
+        panel._on_form({"event": "connect", "route": "broker", "id": choice, "typed": ["password"]})
+        assert panel.confirm_box.layout.display is None and replies == []  # it asks first
+        panel.confirm(choice)
+        assert [r["event"] for r in replies] == ["post"]
+        posted[choice] = replies[0]
+    assert posted["new"]["name"] == "k-password" and "replace" not in posted["new"]["body"]
+    assert posted["replace"]["name"] == "k" and posted["replace"]["body"]["replace"] is True
+    # what the broker does with the view's post (body + the secrets typed in the browser)
+    body = {**posted["replace"]["body"], "secrets": {"password": creds.password}}
+    profile, secrets, replace = parse_profile_input("k", body)
+    assert service.connect(profile, secrets, replace=replace).username == creds.username
+    assert service.get_profile("k").method == "password"
+
+
 def test_a_url_change_of_a_saved_profile_asks_first(service: AuthService, sandbox: Sandbox) -> None:
     service.save_profile(
         Profile(name="k", url=sandbox.weaviate_url), {"api_key": sandbox.credentials.admin_api_key}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .broker import TOKEN_RECHECK_SECONDS
 from .broker_transport import PROBE_TIMEOUT, BrokerTransport
 from .errors import LoginExpired, ProfileNotFound, UnexpectedResponse, WeaviateAuthError, from_code
+from .profile_rules import require_api_key_profile
 from .profiles import Profile, profile_from_view, validate_name
 from .tokens import CachingTokenSource, Token
 from .transport import HttpSettings
@@ -161,25 +162,22 @@ class BrokerClient(BrokerTransport):
     def get_profile(self, name: str) -> Profile:
         return profile_from_view(self.describe(name))
 
-    def save_profile(self, profile: Profile, secrets: Mapping[str, str] | None = None) -> Profile:
+    def save_profile(
+        self, profile: Profile, secrets: Mapping[str, str] | None = None, *, replace: bool = False
+    ) -> Profile:
         """Create or replace ``profile`` and store ``secrets`` (kind -> value) in the broker.
 
         The secrets travel once, in the request body over the authenticated connection
-        to the broker; nothing here keeps them.
+        to the broker; nothing here keeps them. ``replace``: as for ``AuthService``.
         """
-        body: dict[str, Any] = profile.to_json()
-        body.pop("name", None)
-        if secrets:
-            body["secrets"] = dict(secrets)
+        body = _profile_body(profile, secrets, replace)
         data = self._json_object(self._request("PUT", _profile_path(profile.name), body=body))
         return profile_from_view(data)
 
-    def connect(self, profile: Profile, secrets: Mapping[str, str]) -> Identity:
+    def connect(self, profile: Profile, secrets: Mapping[str, str], *, replace: bool = False) -> Identity:
         """Save and log in in one request: the broker keeps the secrets only when the
         login works (the profile stays for a retry when it fails)."""
-        body: dict[str, Any] = profile.to_json()
-        body.pop("name", None)
-        body["secrets"] = dict(secrets)
+        body = _profile_body(profile, secrets, replace)
         data = self._request("POST", _profile_path(profile.name, "connect"), body=body)
         return _identity_from_json(self._json_object(data))
 
@@ -238,6 +236,13 @@ class BrokerClient(BrokerTransport):
         ``rejected`` is a token the cluster just refused; only its SHA-256 digest is sent.
         """
         return self._grant(name, rejected).token
+
+    def api_key(self, name: str) -> str:
+        """The API key of an API-key profile (``weaviate-auth keys copy``). The broker
+        token's one route to a credential is ``token`` (it checks the policy and the
+        logout); the rule that only an API-key profile gives its key up is the core's."""
+        require_api_key_profile(self.get_profile(name))
+        return self.token(name).value
 
     def module_headers(self, name: str) -> dict[str, str]:
         """Module keys (``X-OpenAI-Api-Key`` ...) to send to the cluster. Secret: never print."""
@@ -314,6 +319,16 @@ class BrokerClient(BrokerTransport):
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _profile_body(profile: Profile, secrets: Mapping[str, str] | None, replace: bool) -> dict[str, Any]:
+    body: dict[str, Any] = profile.to_json()
+    body.pop("name", None)
+    if secrets:
+        body["secrets"] = dict(secrets)
+    if replace:
+        body["replace"] = True
+    return body
 
 
 def _profile_path(name: str, action: str | None = None) -> str:

@@ -135,5 +135,5 @@ def _adhoc(
         remember=False,  # type: ignore[arg-type]
     )
     secrets.update({f"header:{h}": v for h, v in module_keys.items()})
-    svc.connect(profile, secrets, persist=False)
+    svc.connect(profile, secrets, persist=False, replace=True)  # the caller's own new credentials
     return svc.session(name)

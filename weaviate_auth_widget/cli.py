@@ -47,8 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(exc, 1)
     except WeaviateAuthError as exc:
         _fail(exc, 1)
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C, e.g. while a device sign-in waits: nothing is kept
+        print(f"\n{PROG}: cancelled.", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `weaviate-auth list | head`: the reader left, not an error
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the exit flush does not fail again
@@ -117,7 +117,8 @@ def cmd_login(backend: Backend, args: argparse.Namespace) -> int:
             [f"header:{h}" for h in args.module_key], flag="--stdin"
         )
     if view is None or secrets or profile != profile_from_view(view):
-        backend.save_profile(profile, secrets)
+        # an explicit --method (or --device) says the user means to replace the saved login
+        backend.save_profile(profile, secrets, replace=args.method is not None)
     identity = backend.login(name)
     if args.json:
         print_json(identity.to_json())

@@ -164,11 +164,7 @@ def keys_copy(backend: Any, args: argparse.Namespace) -> int:
             "Not writing an API key to a terminal (it would stay on screen and in scrollback).",
             fix=f"Pipe it, e.g. `{PROG} keys copy {args.profile} | xclip -selection clipboard`",
         )
-    if backend.get_profile(args.profile).method != "api_key":
-        raise InvalidProfile(
-            f"Profile {args.profile!r} does not log in with an API key: there is none to copy."
-        )
-    sys.stdout.write(backend.token(args.profile).value)
+    sys.stdout.write(backend.api_key(args.profile))
     return 0
 
 

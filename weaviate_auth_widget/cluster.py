@@ -145,11 +145,11 @@ def probe(
                 host=host,
                 fix="Check that the URL points at a Weaviate cluster.",
             )
-        version = _json_dict(meta).get("version")
+        version = json_dict(meta).get("version")
         own = own_info.result()
     except httpx.TransportError as exc:
         raise unreachable(exc, host) from None
-    info = _json_dict(own) if own.status_code == 200 else {}
+    info = json_dict(own) if own.status_code == 200 else {}
     if not info:
         return ServerInfo(version=version if isinstance(version, str) else None)
     roles = tuple(
@@ -171,11 +171,17 @@ def is_admin(roles: tuple[str, ...]) -> bool:
     return bool(_ADMIN_ROLES.intersection(roles))
 
 
-def _json_dict(response: httpx.Response) -> dict[str, Any]:
+def json_body(response: httpx.Response) -> Any:
+    """The body as JSON, None when it is not (a proxy's HTML page, an empty body)."""
     try:
-        data = response.json()
+        return response.json()
     except ValueError:
-        return {}
+        return None
+
+
+def json_dict(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object, ``{}`` when it is anything else."""
+    data = json_body(response)
     return data if isinstance(data, dict) else {}
 
 
@@ -184,6 +190,8 @@ __all__ = [
     "cluster_headers",
     "error_message",
     "is_admin",
+    "json_body",
+    "json_dict",
     "probe",
     "raise_for_auth",
     "unauthorized",

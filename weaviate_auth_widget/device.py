@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -116,19 +115,21 @@ def poll(
     code: DeviceCode,
     form: Mapping[str, str],
     *,
-    cancel: threading.Event | None = None,
     clock: Callable[[], float] = time.time,
 ) -> oidc.Grant:
     """Poll the token endpoint politely until the user finishes, refuses or the code
-    expires: ``interval`` seconds apart, five more after each ``slow_down``."""
-    cancel = cancel or threading.Event()
+    expires: ``interval`` seconds apart, five more after each ``slow_down``.
+
+    Cancelling is an interrupt (Ctrl-C in a terminal, the kernel's interrupt in a
+    notebook): it ends the wait at once with ``KeyboardInterrupt`` before anything is
+    kept, and each door says "cancelled" in one line. The broker's own sign-in is the
+    code flow (:mod:`.code_flow`), which never waits here."""
     interval = code.interval
     body = {**form, "grant_type": oidc.DEVICE_GRANT, "device_code": code.device_code}
     host = host_of(prov.token_endpoint)
     while True:
         wait = min(interval, max(code.expires_at - clock(), 0.0))
-        if cancel.wait(wait):
-            raise SignInFailed("The sign-in was cancelled.", host=host, fix="Start it again.")
+        time.sleep(wait)  # an interrupt ends it at once
         if clock() >= code.expires_at:
             raise _expired(host)
         response, sent_at = oidc.post_token(client, prov, body)

@@ -56,10 +56,19 @@ class InvalidCredentials(WeaviateAuthError):
 
 
 class WrongMethod(WeaviateAuthError):
-    """The cluster does not accept this kind of credential (e.g. password without OIDC)."""
+    """The cluster does not accept this kind of credential (e.g. password without OIDC),
+    or the profile's method has no such credential (copying the key of a password login)."""
 
     code = "wrong_method"
     http_status = 422
+
+
+class MethodChange(WeaviateAuthError):
+    """A save would change a profile's login method and so drop the secrets kept for it;
+    only a caller that means it (``replace=True``) may do that."""
+
+    code = "method_change"
+    http_status = 409
 
 
 class ClusterUnreachable(WeaviateAuthError):

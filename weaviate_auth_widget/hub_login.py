@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from .cluster import _json_dict
+from .cluster import json_dict
 from .errors import (
     ClusterUnreachable,
     LoginExpired,
@@ -87,7 +87,7 @@ def fetch(client: httpx.Client, service_url: str, environ: Mapping[str, str] | N
             host=host,
             fix="Retry in a moment; if it persists, ask your hub administrator to check the service.",
         ) from None
-    body = _json_dict(reply)
+    body = json_dict(reply)
     if reply.status_code == 401:
         raise LoginExpired("Your hub login has ended or could not be renewed.", host=host, fix=RELOGIN)
     if reply.status_code != 200 or not isinstance(body.get("access_token"), str):

@@ -122,14 +122,14 @@ class KeyManager:
     def list_users(self, profile: str) -> list[DbUser]:
         """Users the profile may read (root callers also see static ones, and key prefixes)."""
         response = self._call(profile, "GET", "/v1/users/db", params={"includeLastUsedTime": "true"})
-        data = _json(response)
+        data = cluster.json_body(response)
         if not isinstance(data, list):
             raise self._unexpected(profile, response)
         return [DbUser.from_json(d) for d in data if isinstance(d, dict)]
 
     def list_roles(self, profile: str) -> list[str]:
         """Role names the profile may read (and so may assign)."""
-        data = _json(self._call(profile, "GET", "/v1/authz/roles"))
+        data = cluster.json_body(self._call(profile, "GET", "/v1/authz/roles"))
         return (
             [str(r["name"]) for r in data if isinstance(r, dict) and "name" in r]
             if isinstance(data, list)
@@ -142,7 +142,7 @@ class KeyManager:
             response = self._call(profile, "GET", "/v1/users/own-info")
         except WeaviateAuthError:
             return False
-        data = _json(response)
+        data = cluster.json_body(response)
         for role in data.get("roles") or () if isinstance(data, dict) else ():
             if not isinstance(role, dict):
                 continue
@@ -275,19 +275,9 @@ class KeyManager:
         if identity is not None and identity.username:
             return identity.username
         try:
-            token = self._service.token(candidate.name)
-        except WeaviateAuthError:
+            data = cluster.json_body(self._call(candidate.name, "GET", "/v1/users/own-info"))
+        except WeaviateAuthError:  # not usable (policy, logged out, refused): not a holder
             return None
-        try:
-            response = self._service.client.get(
-                candidate.url.rstrip("/") + "/v1/users/own-info",
-                headers={"Authorization": f"Bearer {token.value}", **cluster.cluster_headers(candidate.url)},
-            )
-        except httpx.TransportError:
-            return None
-        if response.status_code != 200:
-            return None
-        data = _json(response)
         return str(data.get("username")) if isinstance(data, dict) and data.get("username") else None
 
     def _best_effort_delete(self, profile: str, user_id: str) -> None:
@@ -376,16 +366,8 @@ class KeyManager:
         )
 
 
-def _json(response: httpx.Response) -> Any:
-    """The body as JSON, None when it is not (a proxy's HTML page, an empty body)."""
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _key_of(response: httpx.Response) -> str | None:
-    data = _json(response)
+    data = cluster.json_body(response)
     key = data.get("apikey") if isinstance(data, dict) else None
     return key if isinstance(key, str) and key else None
 

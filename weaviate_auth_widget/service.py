@@ -27,6 +27,7 @@ from .identity import Identity
 from .logins import Logins
 from .logins import LoginState as _LoginState
 from .policy import Policy
+from .profile_rules import check_method_change, require_api_key_profile
 from .profiles import METHOD_LABELS, Profile, ProfileStore
 from .session import AsyncWeaviateSession, WeaviateSession
 from .tokens import CachingTokenSource, LoginWatch, Token, bearer_expiry
@@ -190,12 +191,19 @@ class AuthService:
         return any(self._secret(profile, kind) for kind in (profile.primary_secret, "refresh_token"))
 
     def save_profile(
-        self, profile: Profile, secrets: Mapping[str, str] | None = None, *, persist: bool = True
+        self,
+        profile: Profile,
+        secrets: Mapping[str, str] | None = None,
+        *,
+        persist: bool = True,
+        replace: bool = False,
     ) -> Profile:
         """Validate against policy, then store the profile and its secrets.
 
         Changing a profile's URL or method drops the secrets stored for it, so a
-        credential can never be steered to another host by editing the profile. The
+        credential can never be steered to another host by editing the profile; a
+        method change while secrets are kept is refused unless ``replace`` says the
+        caller means it (:func:`.profile_rules.check_method_change`). The
         read of the previous profile, the profile write and the secret writes are one
         unit (threads and processes alike), and every secret is bound to the URL and
         method it was saved for. ``persist=False`` keeps the profile in memory only
@@ -207,11 +215,11 @@ class AuthService:
         self.policy.check_remember(profile.remember)
         _validate_secrets(profile, secrets)
         with self.credentials.unit(stored=persist or self.profiles.path.exists()):
-            self._save_unit(profile, secrets, persist=persist)
+            self._save_unit(profile, secrets, persist=persist, replace=replace)
         log.info("saved profile %s for %s (%s)", profile.name, host_of(profile.url), profile.method)
         return profile
 
-    def _save_unit(self, profile: Profile, secrets: dict[str, str], *, persist: bool) -> None:
+    def _save_unit(self, profile: Profile, secrets: dict[str, str], *, persist: bool, replace: bool) -> None:
         """``save_profile``'s compare-and-write, inside the credentials' unit."""
         credentials = self.credentials
         try:
@@ -223,6 +231,8 @@ class AuthService:
                 f"Profile {profile.name!r} is provided by your administrator and cannot be changed.",
                 fix="Save your own profile under another name.",
             )
+        if previous is not None and previous.method != profile.method and not replace:
+            check_method_change(previous, profile, list(credentials.all(previous)), replace=replace)
         if previous is not None and (
             previous.url != profile.url
             or previous.method != profile.method
@@ -299,13 +309,15 @@ class AuthService:
         log.info("logged in profile %s to %s (%s)", name, host_of(profile.url), profile.method)
         return state.identity
 
-    def connect(self, profile: Profile, secrets: Mapping[str, str], *, persist: bool = True) -> Identity:
+    def connect(
+        self, profile: Profile, secrets: Mapping[str, str], *, persist: bool = True, replace: bool = False
+    ) -> Identity:
         """Save the profile, log in with ``secrets`` held in memory, and keep them only
         once the login worked: a rejected secret is never stored. The profile's
-        non-secret fields stay either way, for a retry."""
+        non-secret fields stay either way, for a retry. ``replace``: as for ``save_profile``."""
         secrets = dict(secrets)
         _validate_secrets(profile, secrets)
-        profile = self.save_profile(profile, persist=persist)
+        profile = self.save_profile(profile, persist=persist, replace=replace)
         trial = {kind: (profile.secret_scope, value) for kind, value in secrets.items()}
         with self.credentials.lock:
             self._volatile.update({(profile.name, kind): kept for kind, kept in trial.items()})
@@ -367,6 +379,16 @@ class AuthService:
                     refreshes=self._logins().refreshes(profile, state),
                 )
             return token
+
+    def api_key(self, name: str) -> str:
+        """The API key of ``name`` itself, for the user to copy into another tool: only an
+        API-key profile gives its key up, only while not logged out, and only for a
+        cluster the policy allows as it is now (like every use of a credential)."""
+        self._check_not_logged_out(name)
+        profile = self.get_profile(name)
+        require_api_key_profile(profile)
+        self.policy.check_url(profile.url)
+        return self.credentials.require(profile, "api_key")
 
     def module_headers(self, name: str) -> dict[str, str]:
         """Module keys (``X-OpenAI-Api-Key`` ...) to send to the cluster with each request."""

@@ -218,7 +218,9 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         if not self.confirmation.must_ask({}, request):
             self._post(request, kinds)
 
-    def _post(self, request: str, kinds: set[str], new_name: str | None = None) -> None:
+    def _post(
+        self, request: str, kinds: set[str], new_name: str | None = None, replace: bool = False
+    ) -> None:
         view = self.picker.view() if not new_name else None
         if view and view.get("read_only"):  # the administrator's profile: nothing to post
             self.form.reply(request, "clear")
@@ -227,6 +229,8 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         name, profile, unchanged = self._profile(kinds, new_name)
         body = profile.to_json()
         body.pop("name", None)
+        if replace:  # the user chose Replace: the core may drop the old method's secrets
+            body["replace"] = True
         self._request = request
         self._busy(True)
         self.form.reply(request, "post", name=name, body=body, unchanged=unchanged)
@@ -250,7 +254,9 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         finally:
             self._busy(False)
 
-    def _connect(self, secrets: dict[str, str], new_name: str | None = None) -> WeaviateSession | None:
+    def _connect(
+        self, secrets: dict[str, str], new_name: str | None = None, replace: bool = False
+    ) -> WeaviateSession | None:
         self._busy(True)
         name: str | None = None
         try:
@@ -258,7 +264,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             if profile.read_only or (unchanged and not secrets):
                 identity = self.backend.login(name)
             else:  # saved, and the secrets kept only if the login works
-                identity = self.backend.connect(profile, secrets)
+                identity = self.backend.connect(profile, secrets, replace=replace)
             return self._finish(name, identity)
         except WeaviateAuthError as exc:
             self._show_error(exc)

@@ -116,9 +116,9 @@ class ChangeConfirmation:
         if choice == "new":
             new_name = free_name(f"{held.name}-{panel._method().replace('_', '-')}", panel.picker.views)
         if held.request is not None:
-            panel._post(held.request, set(), new_name)
+            panel._post(held.request, set(), new_name, replace=new_name is None)
             return None
-        return panel._connect(held.secrets, new_name=new_name)
+        return panel._connect(held.secrets, new_name=new_name, replace=new_name is None)
 
 
 __all__ = ["ChangeConfirmation", "Held"]

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..errors import InvalidProfile, NotOwner
+from ..errors import NotOwner
 from .handlers import BrokerHandler
 from .keys_requests import parse_create, parse_deactivate, parse_roles, parse_rotate
 from .requests import profile_name, require_empty
@@ -23,13 +23,6 @@ from .requests import profile_name, require_empty
 
 def _users(service: Any, name: str) -> dict[str, Any]:
     return {"users": [u.to_json() for u in service.keys.list_users(name)]}
-
-
-def _copy_key(service: Any, name: str) -> dict[str, str]:
-    profile = service.get_profile(name)
-    if profile.method != "api_key":
-        raise InvalidProfile(f"Profile {name!r} has no API key to copy.", fix="Pick an API-key profile.")
-    return {"api_key": service.token(name).value}
 
 
 class UsersHandler(BrokerHandler):
@@ -133,7 +126,7 @@ class CopyKeyHandler(BrokerHandler):
             )
         self.require_owner("copy keys")
         require_empty(self.json_body(), "copy-key")
-        self.reply(await self.broker.run(_copy_key, self.service, profile_name(name)))
+        self.reply({"api_key": await self.broker.run(self.service.api_key, profile_name(name))})
 
 
 _API = r"/weaviate-auth/api/profiles/([^/]+)"

@@ -4,6 +4,7 @@ credentials), ``.../connect`` (save and log in with the secrets in the body) and
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 from jupyter_server.auth.decorator import authorized
@@ -38,8 +39,9 @@ class ConnectHandler(BrokerHandler):
     @authorized
     async def post(self, name: str) -> None:
         self.require_owner("change profiles")
-        profile, secrets = parse_profile_input(profile_name(name), self.json_body())
-        identity = await self.broker.run(self.service.connect, profile, secrets)
+        profile, secrets, replace = parse_profile_input(profile_name(name), self.json_body())
+        connect = functools.partial(self.service.connect, replace=replace)
+        identity = await self.broker.run(connect, profile, secrets)
         self.reply(identity.to_json())
 
 

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
 
 # -- what the handlers call in worker threads -------------------------------------------
-def save_and_describe(service: AuthService, profile: Profile, secrets: dict[str, str]) -> dict[str, Any]:
-    service.save_profile(profile, secrets)
+def save_and_describe(
+    service: AuthService, profile: Profile, secrets: dict[str, str], replace: bool = False
+) -> dict[str, Any]:
+    service.save_profile(profile, secrets, replace=replace)
     return service.describe(profile.name)
 
 
@@ -51,8 +53,8 @@ class ProfileHandler(BrokerHandler):
     @authorized
     async def put(self, name: str) -> None:
         self.require_owner("change profiles")
-        profile, secrets = parse_profile_input(profile_name(name), self.json_body())
-        self.reply(await self.broker.run(save_and_describe, self.service, profile, secrets))
+        profile, secrets, replace = parse_profile_input(profile_name(name), self.json_body())
+        self.reply(await self.broker.run(save_and_describe, self.service, profile, secrets, replace))
 
     @web.authenticated
     @authorized

@@ -22,7 +22,7 @@ MAX_ITEMS = 32
 MAX_SECRET = 16 * 1024
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 _PROFILE_FIELDS = frozenset(
-    {"url", "method", "username", "client_id", "scopes", "headers", "remember", "secrets"}
+    {"url", "method", "username", "client_id", "scopes", "headers", "remember", "secrets", "replace"}
 )
 _JSON_TYPES = ("application/json",)
 
@@ -129,8 +129,9 @@ def profile_name(raw: str) -> str:
     return validate_name(raw)
 
 
-def parse_profile_input(name: str, data: Any) -> tuple[Profile, dict[str, str]]:
-    """``PUT profiles/{name}``: the profile and the secrets (kind -> value) to store."""
+def parse_profile_input(name: str, data: Any) -> tuple[Profile, dict[str, str], bool]:
+    """``PUT profiles/{name}``: the profile, the secrets (kind -> value) to store, and
+    whether the caller means to replace a saved login of another method (``replace``)."""
     body = _object(data, "profile")
     unknown = set(body) - _PROFILE_FIELDS
     if unknown:
@@ -142,9 +143,9 @@ def parse_profile_input(name: str, data: Any) -> tuple[Profile, dict[str, str]]:
         raise BadRequest("The field 'url' is required.")
     url = _string(body, "url", MAX_URL)
     method = _string(body, "method", 64) if "method" in body else "api_key"
-    remember = body.get("remember", True)
-    if not isinstance(remember, bool):
-        raise BadRequest("The field 'remember' must be true or false.")
+    remember, replace = body.get("remember", True), body.get("replace", False)
+    if not isinstance(remember, bool) or not isinstance(replace, bool):
+        raise BadRequest("The fields 'remember' and 'replace' must be true or false.")
     raw_secrets = body.get("secrets") or {}
     if not isinstance(raw_secrets, dict):
         raise BadRequest("The field 'secrets' must be an object of strings.")
@@ -168,7 +169,7 @@ def parse_profile_input(name: str, data: Any) -> tuple[Profile, dict[str, str]]:
         headers=_strings(body, "headers"),
         remember=remember,
     )
-    return profile, secrets
+    return profile, secrets, replace
 
 
 def parse_token_request(data: Any) -> str | None:

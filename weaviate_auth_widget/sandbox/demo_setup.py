@@ -112,6 +112,7 @@ def save_demo_profile(
         return svc.save_profile(
             Profile(name=name, url=info["weaviate_url"], method="api_key", remember=True),
             {"api_key": info["credentials"]["admin_api_key"]},
+            replace=True,  # the demo profile is this command's: it resets it, whatever it became
         )
     finally:
         if service is None:
