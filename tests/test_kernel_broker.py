@@ -8,7 +8,6 @@ all under the test's tmp directory.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
@@ -870,7 +869,7 @@ print("TOGETHER", set(together()))
 s.meta()  # within the bound again: the cached key, no broker call
 """
 
-#: the official client made from the session, when the 'client' extra is installed
+#: the official client made from the session (the 'client' extra; make test installs it)
 OFFICIAL_SETUP = """
 client = s.weaviate_client(grpc_port=GRPC_PORT)
 print("GRPC", len(client.collections.get("Article").query.fetch_objects().objects))
@@ -908,12 +907,11 @@ def test_a_logout_in_one_kernel_stops_the_profile_in_every_kernel(
     A logs out; within the broker's bound (``token_recheck_seconds``, 1 s here) B's next
     requests raise the same login-expired error a fresh call would, and no request with
     the key reaches the cluster after the logout, nor from the official client made from
-    B's session (when the 'client' extra is installed). Before it, B used its cached key
+    B's session. Before it, B used its cached key
     without asking the broker, and 20 concurrent requests past the bound asked it once."""
     from weaviate_auth_widget.sandbox.weaviate import fingerprint
 
     recheck = 1.0
-    official = importlib.util.find_spec("weaviate") is not None  # the 'client' extra
     server = JupyterServer(
         isolated, tmp_path / "root", extra=[f"--WeaviateAuthApp.token_recheck_seconds={recheck}"]
     ).start()
@@ -927,20 +925,19 @@ def test_a_logout_in_one_kernel_stops_the_profile_in_every_kernel(
         for kernel_id in (a, b):
             out = lines(_execute(server, kernel_id, setup, 60))
             assert (out["META"], out["TOGETHER"]) == (version, repr({version}))
-        if official:
-            official_setup = OFFICIAL_SETUP.replace("GRPC_PORT", str(sandbox.weaviate.grpc_port))
-            assert lines(_execute(server, b, official_setup, 60))["GRPC"] == "2"
+        official_setup = OFFICIAL_SETUP.replace("GRPC_PORT", str(sandbox.weaviate.grpc_port))
+        assert lines(_execute(server, b, official_setup, 60))["GRPC"] == "2"
         assert any(r.token == key for r in sandbox.weaviate.requests)  # the fingerprint is the key's
 
         _execute(server, a, "b.logout('prof')", 30)
         logged_out, grpc_before = time.monotonic(), len(sandbox.weaviate.grpc_calls)
-        out = lines(_execute(server, b, OTHER_KERNEL_AFTER + (OFFICIAL_AFTER if official else ""), 60))
+        out = lines(_execute(server, b, OTHER_KERNEL_AFTER + OFFICIAL_AFTER, 60))
     finally:
         server.stop()
-    if official:  # the official client made from B's session stops too
-        for what in ("GRPC_AFTER", "REST_AFTER"):
-            assert out[what].startswith("LoginExpired You logged out of profile 'prof'"), out[what]
-        assert not [c for c in sandbox.weaviate.grpc_calls[grpc_before:] if c.token == key]
+    # the official client made from B's session stops too
+    for what in ("GRPC_AFTER", "REST_AFTER"):
+        assert out[what].startswith("LoginExpired You logged out of profile 'prof'"), out[what]
+    assert not [c for c in sandbox.weaviate.grpc_calls[grpc_before:] if c.token == key]
     assert out["OUTCOMES"] == "20 1"  # every request refused, all with the same message
     assert out["ERROR"].startswith("You logged out of profile 'prof'") and "log in again" in out["ERROR"]
     assert out["AGAIN"] == "login_expired"
