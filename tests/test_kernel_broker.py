@@ -842,3 +842,108 @@ def test_every_login_method_reaches_the_official_client_through_the_broker(
         assert (count, version) == (2, running.weaviate_config.version), name
         assert creds.password not in held and creds.service_client_secret not in held
     assert {c.code for c in running.weaviate.grpc_calls if c.method == "Search"} == {"OK"}
+
+
+OTHER_KERNEL_SETUP = """
+import threading, time
+from weaviate_auth_widget.errors import LoginExpired
+from weaviate_auth_widget.kernel import get_backend
+b = get_backend()
+s = b.session("prof")
+print("META", s.meta()["version"])
+
+def together(n=20):  # n concurrent requests once the bound has passed: their outcomes
+    time.sleep(RECHECK + 0.5)
+    outcomes = []
+    def call():
+        try:
+            outcomes.append(s.meta()["version"])
+        except LoginExpired as exc:
+            outcomes.append(str(exc))
+    threads = [threading.Thread(target=call) for _ in range(n)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    return outcomes
+
+print("TOGETHER", set(together()))
+s.meta()  # within the bound again: the cached key, no broker call
+"""
+
+#: the official client made from the session (the 'client' extra; make test installs it)
+OFFICIAL_SETUP = """
+client = s.weaviate_client(grpc_port=GRPC_PORT)
+print("GRPC", len(client.collections.get("Article").query.fetch_objects().objects))
+"""
+
+OFFICIAL_AFTER = """
+for what, call in (
+    ("GRPC_AFTER", lambda: client.collections.get("Article").query.fetch_objects()),
+    ("REST_AFTER", client.get_meta),
+):
+    try:
+        call()
+        print(what, "ok")
+    except Exception as exc:
+        print(what, type(exc).__name__, str(exc).splitlines()[0])
+"""
+
+OTHER_KERNEL_AFTER = """
+outcomes = together()
+print("OUTCOMES", len(outcomes), len(set(outcomes)))
+print("ERROR", outcomes[0])
+try:
+    s.meta()
+except LoginExpired as exc:
+    print("AGAIN", exc.code)
+print("REPR", repr(s))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_logout_in_one_kernel_stops_the_profile_in_every_kernel(
+    sandbox: Any, isolated: dict[str, str], tmp_path: Path
+) -> None:
+    """Kernels A and B both hold a session for an API-key profile (a key never expires).
+    A logs out; within the broker's bound (``token_recheck_seconds``, 1 s here) B's next
+    requests raise the same login-expired error a fresh call would, and no request with
+    the key reaches the cluster after the logout, nor from the official client made from
+    B's session. Before it, B used its cached key
+    without asking the broker, and 20 concurrent requests past the bound asked it once."""
+    from weaviate_auth_widget.sandbox.weaviate import fingerprint
+
+    recheck = 1.0
+    server = JupyterServer(
+        isolated, tmp_path / "root", extra=[f"--WeaviateAuthApp.token_recheck_seconds={recheck}"]
+    ).start()
+    audit = Path(isolated["WEAVIATE_AUTH_AUDIT_LOG"])
+    key = fingerprint(sandbox.credentials.admin_api_key)
+    version = sandbox.weaviate_config.version
+    try:
+        save_demo_profiles(server, sandbox)
+        a, b = (server.api("POST", "api/kernels", json={"name": "python3"}).json()["id"] for _ in "ab")
+        setup = OTHER_KERNEL_SETUP.replace("RECHECK", repr(recheck))
+        for kernel_id in (a, b):
+            out = lines(_execute(server, kernel_id, setup, 60))
+            assert (out["META"], out["TOGETHER"]) == (version, repr({version}))
+        official_setup = OFFICIAL_SETUP.replace("GRPC_PORT", str(sandbox.weaviate.grpc_port))
+        assert lines(_execute(server, b, official_setup, 60))["GRPC"] == "2"
+        assert any(r.token == key for r in sandbox.weaviate.requests)  # the fingerprint is the key's
+
+        _execute(server, a, "b.logout('prof')", 30)
+        logged_out, grpc_before = time.monotonic(), len(sandbox.weaviate.grpc_calls)
+        out = lines(_execute(server, b, OTHER_KERNEL_AFTER + OFFICIAL_AFTER, 60))
+    finally:
+        server.stop()
+    # the official client made from B's session stops too
+    for what in ("GRPC_AFTER", "REST_AFTER"):
+        assert out[what].startswith("LoginExpired You logged out of profile 'prof'"), out[what]
+    assert not [c for c in sandbox.weaviate.grpc_calls[grpc_before:] if c.token == key]
+    assert out["OUTCOMES"] == "20 1"  # every request refused, all with the same message
+    assert out["ERROR"].startswith("You logged out of profile 'prof'") and "log in again" in out["ERROR"]
+    assert out["AGAIN"] == "login_expired"
+    assert "logged out" in out["REPR"]
+    assert not [r for r in sandbox.weaviate.requests if r.token == key and r.started > logged_out]
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    grants = [e["outcome"] for e in entries if e.get("kernel") == b and e.get("action") == "token"]
+    # the session's grant, one for 20 concurrent requests past the bound, then refusals
+    assert grants[:2] == ["ok", "ok"] and set(grants[2:]) == {"login_expired"}, grants

@@ -10,12 +10,15 @@ itself (proof check, retries, following a restarted server) is :mod:`.broker_tra
 from __future__ import annotations
 
 import hashlib
+import math
 import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .broker import TOKEN_RECHECK_SECONDS
 from .broker_transport import PROBE_TIMEOUT, BrokerTransport
-from .errors import ProfileNotFound, UnexpectedResponse, WeaviateAuthError, from_code
+from .errors import LoginExpired, ProfileNotFound, UnexpectedResponse, WeaviateAuthError, from_code
 from .profile_rules import require_api_key_profile
 from .profiles import Profile, profile_from_view, validate_name
 from .tokens import CachingTokenSource, Token
@@ -30,11 +33,58 @@ if TYPE_CHECKING:
 CA_BUNDLE_ENV = "WEAVIATE_AUTH_CA_BUNDLE"
 
 
-class _BrokerTokenSource(CachingTokenSource):
-    """A CachingTokenSource that can start with the token its session was built with."""
+class _Grant(NamedTuple):
+    """One answer of the broker's token route."""
 
-    def prime(self, token: Token) -> None:
-        self._token = token
+    token: Token
+    headers: dict[str, str]
+    #: seconds the token may be used before asking again (the broker's ``recheck_in``)
+    recheck_in: float
+
+
+class _BrokerTokenSource(CachingTokenSource):
+    """A CachingTokenSource for broker grants: it uses a token for at most the
+    ``recheck_in`` seconds the broker granted it with, expired or not, then asks again.
+
+    So a logout in another kernel or a narrowed policy, which the broker enforces at
+    once, stops this kernel's sessions within that bound (an API key never expires).
+    When the broker refuses (``login_expired``, ``policy_refused`` ...), the token is
+    dropped and the refusal is the caller's error; every later call asks again.
+    Concurrent callers still share one broker call (the base class's single flight).
+    """
+
+    def __init__(self, grant: Callable[[Token | None], _Grant]) -> None:
+        super().__init__(self._ask)
+        self._grant = grant
+        #: time.monotonic() after which the cached token is not used without asking
+        self._recheck_at = 0.0
+
+    def prime(self, grant: _Grant) -> None:
+        """Start with the grant the session was built with."""
+        self._recheck_at = time.monotonic() + grant.recheck_in
+        self._token = grant.token
+
+    def _usable(self, rejected: Token | None) -> Token | None:
+        # the base class's check plus the bound, inline: this runs on every request
+        token = self._token
+        if (
+            token is None
+            or time.monotonic() >= self._recheck_at
+            or (rejected is not None and token == rejected)
+        ):
+            return None
+        return token if token.fresh(self._margin) else None
+
+    def _ask(self, rejected: Token | None) -> Token:
+        try:
+            grant = self._grant(rejected)
+        except WeaviateAuthError as exc:
+            self._token = None  # refused or unreachable: nothing uses the old token
+            if isinstance(exc, LoginExpired):
+                self.ended = True
+            raise
+        self._recheck_at = time.monotonic() + grant.recheck_in
+        return grant.token
 
 
 def _rejected_digest(token: Token) -> str:
@@ -91,10 +141,6 @@ class BrokerClient(BrokerTransport):
         info = self._info
         where = f"at {info.server_url}" if info.socket is None else f"on {info.socket}"
         return f"broker {where} (secrets stay in the Jupyter server; store: {store})"
-
-        stale, self._retired = self._retired, list(self._clients.values())
-        self._clients = {}
-        return stale
 
     # -- profiles ------------------------------------------------------------------
     def profile_views(self) -> list[dict[str, Any]]:
@@ -189,7 +235,7 @@ class BrokerClient(BrokerTransport):
 
         ``rejected`` is a token the cluster just refused; only its SHA-256 digest is sent.
         """
-        return self._grant(name, rejected)[0]
+        return self._grant(name, rejected).token
 
     def api_key(self, name: str) -> str:
         """The API key of an API-key profile (``weaviate-auth keys copy``). The broker
@@ -200,7 +246,7 @@ class BrokerClient(BrokerTransport):
 
     def module_headers(self, name: str) -> dict[str, str]:
         """Module keys (``X-OpenAI-Api-Key`` ...) to send to the cluster. Secret: never print."""
-        return self._grant(name, None)[1]
+        return self._grant(name, None).headers
 
     def logout(self, name: str) -> None:
         """Revoke the refresh token at the provider; the broker drops its tokens and
@@ -217,7 +263,7 @@ class BrokerClient(BrokerTransport):
 
     def token_source(self, name: str) -> _BrokerTokenSource:
         validate_name(name)
-        source = _BrokerTokenSource(lambda rejected: self.token(name, rejected=rejected))
+        source = _BrokerTokenSource(lambda rejected: self._grant(name, rejected))
         self.watch.track(name, source)
         return source
 
@@ -248,27 +294,31 @@ class BrokerClient(BrokerTransport):
 
     def _session_parts(self, name: str) -> tuple[Identity, CachingTokenSource, dict[str, str]]:
         identity = self.identity(name) or self.login(name)
-        token, headers = self._grant(name, None)
+        grant = self._grant(name, None)
         source = self.token_source(name)
-        source.prime(token)
-        return identity, source, headers
+        source.prime(grant)
+        return identity, source, grant.headers
 
-    def _grant(self, name: str, rejected: Token | None) -> tuple[Token, dict[str, str]]:
+    def _grant(self, name: str, rejected: Token | None) -> _Grant:
         body = {"rejected": _rejected_digest(rejected)} if rejected is not None else None
         data = self._json_object(self._request("POST", _profile_path(name, "token"), body=body))
         value, expires_at, headers = data.get("token"), data.get("expires_at"), data.get("headers") or {}
+        recheck_in = data.get("recheck_in", TOKEN_RECHECK_SECONDS)  # an older broker sends none
         if (
             not isinstance(value, str)
             or not value
-            or not (
-                expires_at is None
-                or (isinstance(expires_at, (int, float)) and not isinstance(expires_at, bool))
-            )
+            or not (expires_at is None or _is_number(expires_at))
             or not isinstance(headers, dict)
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+            or not (_is_number(recheck_in) and math.isfinite(recheck_in) and recheck_in >= 0)
         ):
             raise self._unexpected(f"POST {_profile_path(name, 'token')}", "a malformed token grant")
-        return Token(value, None if expires_at is None else float(expires_at)), headers
+        token = Token(value, None if expires_at is None else float(expires_at))
+        return _Grant(token, headers, float(recheck_in))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _profile_body(profile: Profile, secrets: Mapping[str, str] | None, replace: bool) -> dict[str, Any]:

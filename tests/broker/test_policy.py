@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -324,3 +326,42 @@ def test_resolve_admin_profiles_unit(tmp_path: Path) -> None:
         ("a", True, {"api_key": "secret-one-value"})
     ]
     assert env == {"OTHER": "x"}  # every variable named was removed, used or not
+
+
+@pytest.mark.parametrize("broker_config", [{"token_recheck_seconds": 0.5}])
+def test_a_narrowed_policy_stops_sessions_made_before_within_the_bound(
+    api: Any, broker_app: Any, sandbox: Any, jp_asyncio_loop: Any
+) -> None:
+    """A kernel's session holds an API key (no expiry) the broker granted; the
+    administrator narrows allowed_urls: within ``token_recheck_seconds`` the session's
+    next request raises policy_refused, and the key reaches the cluster no more. The
+    kernel side is the real BrokerClient, on a thread while the server's loop serves it."""
+    from weaviate_auth_widget.errors import PolicyRefused
+    from weaviate_auth_widget.kernel import BrokerClient
+    from weaviate_auth_widget.sandbox.weaviate import fingerprint
+
+    def in_thread(fn: Any, *args: Any) -> Any:
+        return jp_asyncio_loop.run_until_complete(asyncio.to_thread(fn, *args))
+
+    key = sandbox.credentials.admin_api_key
+    assert (
+        api("PUT", "profiles/key", json_body={"url": sandbox.weaviate_url, "secrets": {"api_key": key}}).code
+        == 200
+    )
+    client = in_thread(BrokerClient)
+    session = in_thread(client.session, "key")
+    assert in_thread(session.meta)["version"] == sandbox.weaviate_config.version
+    assert sandbox.weaviate.requests[-1].token == fingerprint(key)
+
+    broker_app.allowed_urls = ["https://*.weaviate.cloud"]  # reconfigured
+    narrowed = time.monotonic()
+    in_thread(time.sleep, 0.6)
+    with pytest.raises(PolicyRefused) as refused:
+        in_thread(session.meta)
+    host = sandbox.weaviate_url.split("//", 1)[1]
+    assert f"Your administrator does not allow logins to {host}" in str(refused.value)
+    with pytest.raises(PolicyRefused):
+        in_thread(session.meta)
+    assert not [r for r in sandbox.weaviate.requests if r.started > narrowed]
+    session.close()
+    client.close()

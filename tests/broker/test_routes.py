@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from weaviate_auth_widget.broker import handlers, keys_handlers
+from weaviate_auth_widget.broker import TOKEN_RECHECK_SECONDS, handlers, keys_handlers
 from weaviate_auth_widget.broker.sign_in import sign_in_handlers
 from weaviate_auth_widget.profiles import Profile
 from weaviate_auth_widget.service import AuthService
@@ -71,7 +71,12 @@ def test_profile_life_cycle(api: Any, sandbox: Any, api_key_profile: dict[str, A
     for auth in ("jupyter", "kernel"):
         grant = api("POST", "profiles/demo/token", auth=auth)
         assert grant.code == 200, grant.text
-        assert grant.json() == {"token": sandbox.credentials.admin_api_key, "expires_at": None, "headers": {}}
+        assert grant.json() == {
+            "token": sandbox.credentials.admin_api_key,
+            "expires_at": None,
+            "headers": {},
+            "recheck_in": TOKEN_RECHECK_SECONDS,
+        }
         assert grant.headers["Cache-Control"] == "no-store"
 
     logout = api("POST", "profiles/demo/logout")

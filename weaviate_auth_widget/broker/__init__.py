@@ -25,6 +25,12 @@ BROKER_FILE_ENV = "WEAVIATE_AUTH_BROKER_FILE"
 CONNECTION_FILE_PREFIX = "weaviate-auth-broker-"
 #: Largest request body the broker reads.
 MAX_BODY_BYTES = 64 * 1024
+#: A kernel trusts a token the broker handed it for at most this many seconds, expired
+#: or not, then asks again: a logout or a narrowed policy (which the broker enforces at
+#: once) reaches every kernel within this bound, including API keys, which never expire.
+#: The broker says its bound in each grant (``recheck_in``, the trait
+#: ``c.WeaviateAuthApp.token_recheck_seconds``); kernels use this when a broker does not.
+TOKEN_RECHECK_SECONDS = 30.0
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
@@ -41,4 +47,5 @@ __all__ = [
     "CONNECTION_FILE_PREFIX",
     "KERNEL_HEADER",
     "MAX_BODY_BYTES",
+    "TOKEN_RECHECK_SECONDS",
 ]

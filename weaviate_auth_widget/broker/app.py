@@ -25,6 +25,7 @@ hub_service_url            WEAVIATE_AUTH_HUB_SERVICE_URL       none (no hub logi
 service_class              -                                   AuthService
 save_guard                 -                                   true
 worker_threads             -                                   16
+token_recheck_seconds      -                                   30
 =========================  ==================================  ==============================
 
 The traits live by job in mixins: policy (:mod:`.policy_settings`), storage and audit log
@@ -41,13 +42,13 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Bool, Int, Type, observe
+from traitlets import Bool, Float, Int, Type, observe
 
 from .. import __version__
 from ..code_flow import CodeFlow
 from ..errors import StoreUnavailable
 from ..service import AuthService
-from . import handlers, keys_handlers
+from . import TOKEN_RECHECK_SECONDS, handlers, keys_handlers
 from .admin import resolve_admin_profiles
 from .audit import AuditLog
 from .auth import hub_owner, local_user, new_broker_token
@@ -85,6 +86,15 @@ class WeaviateAuthApp(PolicySettings, StoreSettings, BrowserSignInSettings, Exte
         16,
         config=True,
         help="Worker threads for store and network calls (logins, refreshes, saves).",
+    )
+
+    token_recheck_seconds = Float(
+        TOKEN_RECHECK_SECONDS,
+        min=0.0,
+        config=True,
+        help="Kernels use a token the broker handed them for at most this many seconds, "
+        "then ask again: how soon a logout or a narrowed policy reaches every kernel "
+        "(API keys never expire). Lower means more token requests to the broker.",
     )
 
     # -- building the broker ----------------------------------------------------------------
@@ -146,6 +156,7 @@ class WeaviateAuthApp(PolicySettings, StoreSettings, BrowserSignInSettings, Exte
             ),
             sign_ins=CodeFlow(service, service.browser_client),
             sign_in_redirect_uri=self.browser_redirect_uri or None,
+            token_recheck=self.token_recheck_seconds,
         )
         self.settings[SETTINGS_KEY] = self.broker
         if self.save_guard:

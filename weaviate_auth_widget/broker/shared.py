@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from jupyter_server.auth import Authorizer, User
 
+from . import TOKEN_RECHECK_SECONDS
+
 if TYPE_CHECKING:
     from ..code_flow import CodeFlow
     from ..service import AuthService
@@ -57,6 +59,8 @@ class Broker:
     #: browser sign-ins in progress, and the callback URL the administrator registered
     sign_ins: CodeFlow | None = field(default=None, repr=False)
     sign_in_redirect_uri: str | None = None
+    #: how long a kernel may use a granted token before asking again (``recheck_in``)
+    token_recheck: float = TOKEN_RECHECK_SECONDS
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on a worker thread; then refresh the save guard's secret set

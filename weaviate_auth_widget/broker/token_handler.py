@@ -38,7 +38,8 @@ class TokenHandler(BrokerHandler):
     async def post(self, name: str) -> None:
         self.require_owner("obtain tokens")
         rejected = parse_token_request(self.json_body())
-        self.reply(await self.broker.run(grant, self.service, profile_name(name), rejected))
+        answer = await self.broker.run(grant, self.service, profile_name(name), rejected)
+        self.reply({**answer, "recheck_in": self.broker.token_recheck})
 
 
 __all__ = ["TokenHandler", "grant"]
