@@ -411,6 +411,48 @@ def test_logout_revokes_and_forget_deletes_everything(service: AuthService, sand
     assert [p.name for p in service.list_profiles()] == ["pw"]
 
 
+def _refresh_refused(sandbox: Sandbox, refresh: str) -> bool:
+    answer = httpx.post(
+        sandbox.idp_url + "/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh, "client_id": "weaviate"},
+    )
+    return answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+
+
+def test_a_save_that_drops_a_refresh_token_revokes_it(service: AuthService, sandbox: Sandbox) -> None:
+    """A new method (with ``replace``) or URL drops the kept refresh token, and a
+    re-save drops a login held only in memory: each is revoked at the provider, as a
+    logout would, instead of staying valid there until it expires."""
+    creds = sandbox.credentials
+    profile = Profile(name="pw", url=sandbox.weaviate_url, method="password", username=creds.username)
+    service.save_profile(profile, {"password": creds.password})
+    service.login("pw")
+    kept = service.credentials.get(service.get_profile("pw"), "refresh_token")
+    assert kept
+    service.save_profile(
+        Profile(name="pw", url=sandbox.weaviate_url), {"api_key": creds.admin_api_key}, replace=True
+    )
+    assert sandbox.idp_stats()["revoke"] == 1 and _refresh_refused(sandbox, kept)
+    assert service.login("pw").username == "admin"
+
+    # remembered, same URL and method: the kept refresh token stays and keeps working
+    service.save_profile(profile, {"password": creds.password}, replace=True)
+    service.login("pw")
+    service.save_profile(dataclasses.replace(profile, scopes=("openid", "offline_access")))
+    assert sandbox.idp_stats()["revoke"] == 1
+    assert service.login("pw").username == creds.username
+
+    # not remembered: the refresh token lives only in the login state a re-save drops
+    memory = dataclasses.replace(profile, name="mem", remember=False)
+    service.save_profile(memory, {"password": creds.password})
+    service.login("mem")
+    state = service.login_states.get("mem")
+    assert state is not None and state.refresh_token
+    held = state.refresh_token
+    service.save_profile(dataclasses.replace(memory, scopes=("openid", "offline_access")))
+    assert sandbox.idp_stats()["revoke"] == 2 and _refresh_refused(sandbox, held)
+
+
 def test_logout_from_another_process_revokes_the_kept_refresh_token(tmp_path: Path, sandbox: Sandbox) -> None:
     """A logout from a process that never logged in (the terminal, a new kernel) still
     revokes the remembered refresh token at the provider: it discovers the provider first."""

@@ -128,14 +128,18 @@ class ProfileCredentials:
         persist: bool,
         replace: bool,
         reset: Callable[[str], object],
-    ) -> None:
+    ) -> tuple[Profile | None, str | None]:
         """``AuthService.save_profile``'s compare-and-write (inside :meth:`unit`): a new
         URL or method drops the secrets kept for the old one, a method change with secrets
-        kept needs ``replace``; ``reset(name)`` drops the profile's login state."""
+        kept needs ``replace``; ``reset(name)`` drops the profile's login state.
+
+        Returns the profile as it was, and the refresh token this save dropped (for the
+        caller to revoke outside the unit: it would stay valid at the provider)."""
         try:
             previous: Profile | None = self.current_profile(profile.name)
         except ProfileNotFound:
             previous = None
+        dropped_refresh: str | None = None
         if previous is not None and previous.read_only:
             raise PolicyRefused(
                 f"Profile {profile.name!r} is provided by your administrator and cannot be changed.",
@@ -148,11 +152,10 @@ class ProfileCredentials:
             or previous.method != profile.method
             or previous.remember != profile.remember
         ):
-            kept = (
-                {}
-                if (previous.url != profile.url or previous.method != profile.method)
-                else self.all(previous)
-            )
+            moved = previous.url != profile.url or previous.method != profile.method
+            kept = {} if moved else self.all(previous)
+            if moved:
+                dropped_refresh = self.get(previous, "refresh_token")
             self.drop(previous)
             secrets = {**kept, **secrets}
         reset(profile.name)
@@ -163,6 +166,7 @@ class ProfileCredentials:
             self.ephemeral[profile.name] = profile
         for kind, value in secrets.items():
             self.put(profile, kind, value)
+        return previous, dropped_refresh
 
     # -- secrets --------------------------------------------------------------
     def get(self, profile: Profile, kind: str) -> str | None:

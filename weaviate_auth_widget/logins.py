@@ -247,6 +247,16 @@ class Logins:
         else:
             oidc.revoke(self.client, state.provider, refresh, state.client_id, "refresh_token")
 
+    def revoke_discarded(
+        self, previous: Profile, state: LoginState | None, stored: str | None, kept: str | None
+    ) -> None:
+        """A save that leaves a refresh token unreachable (a new URL or method, or a login
+        held only in memory) revokes it as logout does: forgotten here, it would stay
+        valid at the provider until it expires. ``kept`` is the one still kept."""
+        held = state.refresh_token if state else None
+        for refresh in dict.fromkeys(t for t in (stored, held) if t and t != kept):
+            self.revoke(previous, state or LoginState(), refresh)
+
     def check_provider(self, prov: oidc.Provider, cluster_host: str) -> None:
         """Every provider URL a credential goes to: an allowed issuer, https unless loopback."""
         self.policy.check_issuer(prov.issuer, cluster_host)

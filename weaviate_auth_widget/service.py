@@ -178,10 +178,18 @@ class AuthService:
         profile = profile.with_changes(url=url)
         self.policy.check_remember(profile.remember)
         _validate_secrets(profile, secrets)
+        dropped: list[LoginState | None] = []
         with self.credentials.unit(stored=persist or self.profiles.path.exists()):
-            self.credentials.save(
-                profile, secrets, persist=persist, replace=replace, reset=self.login_states.drop
+            previous, stored_refresh = self.credentials.save(
+                profile,
+                secrets,
+                persist=persist,
+                replace=replace,
+                reset=lambda name: dropped.append(self.login_states.drop(name)),
             )
+        if previous is not None:
+            kept = self.credentials.get(profile, "refresh_token")
+            self._logins().revoke_discarded(previous, dropped[-1] if dropped else None, stored_refresh, kept)
         log.info("saved profile %s for %s (%s)", profile.name, host_of(profile.url), profile.method)
         return profile
 
