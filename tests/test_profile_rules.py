@@ -93,3 +93,19 @@ def test_save_refuses_a_method_change_that_drops_kept_secrets(service: AuthServi
     service.save_profile(bare)
     service.save_profile(bare.with_changes(method="browser", username=None))
     assert service.get_profile("bare").method == "browser"
+
+
+def test_a_live_login_held_in_memory_counts_as_kept(service: AuthService, sandbox: Any) -> None:
+    """A login not remembered keeps its refresh token only in this process's memory; a
+    method change would end it (and revoke the token), so it needs ``replace`` too."""
+    creds = sandbox.credentials
+    memory = password_profile(sandbox, "mem").with_changes(remember=False)
+    service.connect(memory, {"password": creds.password})
+    assert service.kept_secrets(service.get_profile("mem")) == []  # nothing stored
+    with pytest.raises(MethodChange, match="keeps refresh_token"):
+        service.save_profile(Profile(name="mem", url=sandbox.weaviate_url), {"api_key": creds.admin_api_key})
+    assert service.identity("mem") is not None and service.get_profile("mem").method == "password"
+    service.save_profile(
+        Profile(name="mem", url=sandbox.weaviate_url), {"api_key": creds.admin_api_key}, replace=True
+    )
+    assert service.identity("mem") is None and service.api_key("mem") == creds.admin_api_key

@@ -75,6 +75,12 @@ class _BrokerTokenSource(CachingTokenSource):
             return None
         return token if token.fresh(self._margin) else None
 
+    def current(self) -> Token | None:
+        """The base class's cached token, but never past the bound: a caller that must
+        not block (the async client's gRPC headers) gets None rather than a key the
+        broker may refuse by now."""
+        return None if time.monotonic() >= self._recheck_at else super().current()
+
     def _ask(self, rejected: Token | None) -> Token:
         try:
             grant = self._grant(rejected)

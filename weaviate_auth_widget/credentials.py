@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -128,10 +128,12 @@ class ProfileCredentials:
         persist: bool,
         replace: bool,
         reset: Callable[[str], object],
+        held: Collection[str] = (),
     ) -> tuple[Profile | None, str | None]:
         """``AuthService.save_profile``'s compare-and-write (inside :meth:`unit`): a new
         URL or method drops the secrets kept for the old one, a method change with secrets
-        kept needs ``replace``; ``reset(name)`` drops the profile's login state.
+        kept needs ``replace``; ``reset(name)`` drops the profile's login state; ``held``:
+        the kinds of secret that state holds in memory only (they count as kept).
 
         Returns the profile as it was, and the refresh token this save dropped (for the
         caller to revoke outside the unit: it would stay valid at the provider)."""
@@ -145,8 +147,9 @@ class ProfileCredentials:
                 f"Profile {profile.name!r} is provided by your administrator and cannot be changed.",
                 fix="Save your own profile under another name.",
             )
-        if previous is not None and previous.method != profile.method and not replace:
-            check_method_change(previous, profile, list(self.all(previous)), replace=replace)
+        if previous is not None and previous.method != profile.method:
+            kept_kinds = list(dict.fromkeys([*self.all(previous), *held]))
+            check_method_change(previous, profile, kept_kinds, replace=replace)
         if previous is not None and (
             previous.url != profile.url
             or previous.method != profile.method

@@ -34,7 +34,7 @@ class LoginState:
     hub_grant: hub_login.HubGrant | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
-        return f"_LoginState(access={self.access!r}, identity={self.identity!r})"
+        return f"LoginState(access={self.access!r}, identity={self.identity!r})"
 
 
 class LoginStates:

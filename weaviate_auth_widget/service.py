@@ -179,6 +179,8 @@ class AuthService:
         self.policy.check_remember(profile.remember)
         _validate_secrets(profile, secrets)
         dropped: list[LoginState | None] = []
+        live = self.login_states.get(profile.name)
+        held = ("refresh_token",) if live is not None and live.refresh_token else ()
         with self.credentials.unit(stored=persist or self.profiles.path.exists()):
             previous, stored_refresh = self.credentials.save(
                 profile,
@@ -186,6 +188,7 @@ class AuthService:
                 persist=persist,
                 replace=replace,
                 reset=lambda name: dropped.append(self.login_states.drop(name)),
+                held=held,
             )
         if previous is not None:
             kept = self.credentials.get(profile, "refresh_token")

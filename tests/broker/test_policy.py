@@ -355,7 +355,10 @@ def test_a_narrowed_policy_stops_sessions_made_before_within_the_bound(
 
     broker_app.allowed_urls = ["https://*.weaviate.cloud"]  # reconfigured
     narrowed = time.monotonic()
+    assert session.token_source.current() is not None  # within the bound: the cached key
     in_thread(time.sleep, 0.6)
+    # past it, not even the non-blocking peek (the async client's gRPC headers) gives the key
+    assert session.token_source.current() is None
     with pytest.raises(PolicyRefused) as refused:
         in_thread(session.meta)
     host = sandbox.weaviate_url.split("//", 1)[1]
@@ -365,3 +368,14 @@ def test_a_narrowed_policy_stops_sessions_made_before_within_the_bound(
     assert not [r for r in sandbox.weaviate.requests if r.started > narrowed]
     session.close()
     client.close()
+
+
+def test_the_recheck_bound_is_a_finite_number_of_seconds(broker_app: Any) -> None:
+    """``inf`` would read as "never ask again" and cannot be sent as JSON to kernels."""
+    from traitlets import TraitError
+
+    for bad in (float("inf"), 3601.0, -1.0):
+        with pytest.raises(TraitError):
+            broker_app.token_recheck_seconds = bad
+    broker_app.token_recheck_seconds = 5.0
+    assert broker_app.token_recheck_seconds == 5.0

@@ -91,6 +91,7 @@ class WeaviateAuthApp(PolicySettings, StoreSettings, BrowserSignInSettings, Exte
     token_recheck_seconds = Float(
         TOKEN_RECHECK_SECONDS,
         min=0.0,
+        max=3600.0,  # a bound, not "never": and JSON has no Infinity for the kernels
         config=True,
         help="Kernels use a token the broker handed them for at most this many seconds, "
         "then ask again: how soon a logout or a narrowed policy reaches every kernel "
