@@ -347,13 +347,15 @@ def test_a_dbus_that_never_answers_never_hangs(
         # The hung discovery worker ends once its connection closes, and keyring then sets
         # its global backend from that thread. Let it finish before choosing the backend
         # below, or it can overwrite that choice mid-test (seen in CI).
+        # (os_keyring._stuck: the workers our timeout gave up on; no public handle exists)
         stuck = [worker for worker in os_keyring._stuck if worker.is_alive()]
         assert stuck, "keyring discovery should still be hanging on the silent bus"
-        while held:
-            held.pop().close()
-        for worker in stuck:
-            worker.join(10)
-            assert not worker.is_alive(), "the discovery worker did not end after EOF"
+        deadline = time.monotonic() + 10
+        while any(worker.is_alive() for worker in stuck) and time.monotonic() < deadline:
+            while held:  # keyring may try the bus again (another backend): close those too
+                held.pop().close()
+            time.sleep(0.05)
+        assert not any(worker.is_alive() for worker in stuck), "the discovery worker did not end after EOF"
 
         from keyring.backends import SecretService
 
