@@ -64,15 +64,23 @@ def wait_route(panel: Panel, route: str) -> None:
     panel.root.locator(f".waw-form[data-route='{route}']").wait_for(timeout=15_000)
 
 
+def broker_panel(
+    open_notebook: OpenNotebook, jupyter: JupyterServer, frontend: str, typed: set[str]
+) -> tuple[NotebookPage, Traffic, Panel]:
+    """A traced notebook whose panel posts secrets straight to the broker."""
+    assert jupyter.broker_active()
+    notebook, traffic = traced(open_notebook, frontend, CELLS)
+    panel = show_panel(notebook, typed)
+    wait_route(panel, "broker")
+    return notebook, traffic, panel
+
+
 @pytest.mark.parametrize("frontend", FRONTENDS)
 def test_broker_mode_no_secret_in_kernel_frames(
     frontend: str, open_notebook: OpenNotebook, jupyter: JupyterServer, sandbox: Any, typed_secrets: set[str]
 ) -> None:
-    assert jupyter.broker_active()
     creds = sandbox.credentials
-    notebook, traffic = traced(open_notebook, frontend, CELLS)
-    panel = show_panel(notebook, typed_secrets)
-    wait_route(panel, "broker")
+    notebook, traffic, panel = broker_panel(open_notebook, jupyter, frontend, typed_secrets)
     assert "straight to the weaviate-auth broker" in panel.root.inner_text()
 
     openai = "sk-" + secrets.token_urlsafe(24)
