@@ -111,6 +111,8 @@ class ChangeConfirmation:
             panel.status.value = card([("Cancelled", "nothing was changed")]) if choice is None else ""
             if held is not None and held.request is not None:
                 panel.form.reply(held.request, "clear")
+            if held is not None:
+                panel.picker.show()  # the form shows the saved profile again, as it still is
             return None
         new_name = None
         if choice == "new":

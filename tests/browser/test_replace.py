@@ -36,7 +36,6 @@ def pick(panel: Panel, name: str) -> None:
     labels = [str(o) for o in panel.profiles.locator("option").all_inner_texts()]
     label = next(o for o in labels if o.replace("\xa0", " ").startswith(f"{name} — "))
     panel.profiles.select_option(label=label)
-    panel.method("API key")  # picked again after Cancel, the form still shows the password
     # the form shows the profile's kept API key (widget state arrives message by message)
     expect(panel.field("API key")).to_have_attribute("placeholder", re.compile("a secret is kept"))
 
@@ -85,8 +84,12 @@ def test_replace_save_as_new_and_cancel(
     ask_to_switch(panel, name, creds.username, creds.password)
     panel.button("Cancel").click()
     panel.card.filter(has_text="Cancelled").wait_for()
-    expect(panel.field("Password")).to_have_value("")
     expect(panel.root.get_by_text("Change its method")).to_be_hidden()
+    # the form shows the profile as it still is: API key, its key kept
+    expect(panel.root.locator(".widget-toggle-button.mod-active")).to_have_text(re.compile("API key"))
+    panel.method("Username & password")
+    expect(panel.field("Password")).to_have_value("")
+    panel.method("API key")
     assert len(connect_posts(traffic)) == 1
     assert stored(jupyter, name)["method"] == "api_key"
 
