@@ -190,7 +190,10 @@ def test_the_kept_secret_hint_follows_the_method_and_a_method_change_asks_first(
 
     panel.confirm(None)  # cancel: nothing changed, the typed password is dropped
     assert panel.confirmation.held is None and service.get_profile("k").method == "api_key"
+    assert panel.method.value == "api_key"  # the form shows the profile as it still is
 
+    panel.method.value = "password"
+    panel.username.value = creds.username
     panel.password.value = creds.password
     assert panel.connect() is None
     session = panel.confirm("new")  # the default keeps the old profile as it was
