@@ -28,11 +28,14 @@ def test_a_callback_reaching_another_users_server_is_refused(hub: Hub) -> None:
         a.open_server(users.a)
         b.open_server(users.b)
         saved = a.api(
-            "PUT", users.a, "profiles/sso", json={"url": hub.sandbox.weaviate_url, "method": "browser"}
+            "PUT",
+            users.a,
+            "profiles/browser-sso",
+            json={"url": hub.sandbox.weaviate_url, "method": "browser"},
         )
         assert saved.status_code == 200, saved.text
         origin = hub.proxy_url.rstrip("/")
-        started = a.api("POST", users.a, "profiles/sso/sign-in", json={"origin": origin})
+        started = a.api("POST", users.a, "profiles/browser-sso/sign-in", json={"origin": origin})
         assert started.status_code == 200, started.text
         sign_in = started.json()
         callback = f"{hub.proxy_url}user/{users.a}/weaviate-auth/api/sign-in/callback"
@@ -54,7 +57,7 @@ def test_a_callback_reaching_another_users_server_is_refused(hub: Hub) -> None:
         done = a.client.get(location, headers={"Sec-Fetch-Mode": "navigate"})
         assert done.status_code == 200 and f"as {creds.username}" in done.text, done.text[:300]
         assert a.api("GET", users.a, f"sign-in/{sign_in['id']}").json()["status"] == "done"
-        view = a.api("GET", users.a, "profiles/sso").json()
+        view = a.api("GET", users.a, "profiles/browser-sso").json()
         assert view["kept_secrets"] == ["refresh_token"]
     finally:
         provider.close()
