@@ -60,7 +60,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self._callbacks: list[Callable[[WeaviateSession], Any]] = []
         status = panel_status(backend)
         policy = status.get("policy") or {}
-        self._allow_remember = bool(policy.get("allow_remember", True))
+        self.allow_remember = bool(policy.get("allow_remember", True))
         #: the administrator's URL rules, for the public discovery requests the panel makes
         self.policy = Policy(
             allowed_urls=tuple(policy.get("allowed_urls") or ()),
@@ -117,7 +117,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self.replace_button = self.confirmation.replace_button
         self.save_new_button = self.confirmation.save_new_button
         self.cancel_button = self.confirmation.cancel_button
-        self._pending_name: str | None = None
+        self.pending_name: str | None = None
         self.mode = w.HTML(mode_line(backend, status))
 
         self._fields = w.VBox()
@@ -141,7 +141,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
             layout=w.Layout(max_width="600px"),
         )
         self.add_class("waw-panel")
-        if not self._allow_remember:
+        if not self.allow_remember:
             self.remember.value = False
             self.remember.layout.display = "none"
 
@@ -181,10 +181,10 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         if self.connect_button.disabled:
             return None
         held = self.confirmation.take()
-        secrets = {**(held.secrets if held else {}), **self.secret_fields.take(self._method())}
+        secrets = {**(held.secrets if held else {}), **self.secret_fields.take(self.chosen_method())}
         if self.confirmation.must_ask(secrets):
             return None
-        return self._connect(secrets)
+        return self.connect_with(secrets)
 
     def confirm(self, choice: str | None) -> WeaviateSession | None:
         """Answer the confirmation: ``"replace"`` the saved profile, save under a
@@ -216,15 +216,17 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         kinds = {k for k in typed if isinstance(k, str)} if isinstance(typed, list) else set()
         self.confirmation.held = None
         if not self.confirmation.must_ask({}, request):
-            self._post(request, kinds)
+            self.post_connect(request, kinds)
 
-    def _post(
+    def post_connect(
         self, request: str, kinds: set[str], new_name: str | None = None, replace: bool = False
     ) -> None:
+        """Tell the view to post the typed secrets (``kinds``) to the broker's connect
+        route for the profile the form describes; they never pass through this kernel."""
         view = self.picker.view() if not new_name else None
         if view and view.get("read_only"):  # the administrator's profile: nothing to post
             self.form.reply(request, "clear")
-            self._connect({})
+            self.connect_with({})
             return
         name, profile, unchanged = self._profile(kinds, new_name)
         body = profile.to_json()
@@ -237,26 +239,28 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
 
     def _posted(self, content: dict[str, Any]) -> None:
         """The view's post to the broker ended: bind the session through the broker token."""
-        name = str(self._pending_name or "")
+        name = str(self.pending_name or "")
         try:
             if not content.get("ok"):
                 raise from_code(str(content.get("code") or "error"), str(content.get("message") or ""))
             identity = self.backend.identity(name)
             if identity is None:
                 identity = self.backend.login(name)
-            self._finish(name, identity)
+            self.finish_login(name, identity)
         except WeaviateAuthError as exc:
-            self._show_error(exc)
+            self.show_error(exc)
             self.refresh_profiles(select=name)
         except Exception as exc:  # an unexpected bug must not leave the panel busy
             log.exception("login failed unexpectedly")
-            self._show_error(exc)
+            self.show_error(exc)
         finally:
             self._busy(False)
 
-    def _connect(
+    def connect_with(
         self, secrets: dict[str, str], new_name: str | None = None, replace: bool = False
     ) -> WeaviateSession | None:
+        """Save the form's profile and log in with ``secrets`` in this process (no broker
+        behind the page, or a script); a secret is kept only when the login worked."""
         self._busy(True)
         name: str | None = None
         try:
@@ -265,20 +269,21 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
                 identity = self.backend.login(name)
             else:  # saved, and the secrets kept only if the login works
                 identity = self.backend.connect(profile, secrets, replace=replace)
-            return self._finish(name, identity)
+            return self.finish_login(name, identity)
         except WeaviateAuthError as exc:
-            self._show_error(exc)
+            self.show_error(exc)
             if name is not None:
                 self.refresh_profiles(select=name)  # a failed login may have saved the profile
             return None
         except Exception as exc:  # an unexpected bug must not leave the panel busy
             log.exception("login failed unexpectedly")
-            self._show_error(exc)
+            self.show_error(exc)
             return None
         finally:
             self._busy(False)
 
-    def _finish(self, name: str, identity: Identity) -> WeaviateSession:
+    def finish_login(self, name: str, identity: Identity) -> WeaviateSession:
+        """A login of ``name`` worked: bind its session, show the card, tell listeners."""
         session: WeaviateSession = self.backend.session(name)
         self.identity, self.session = identity, session
         self.refresh_profiles(select=name)
@@ -295,7 +300,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         try:
             self.backend.logout(name)
         except WeaviateAuthError as exc:
-            self._show_error(exc)
+            self.show_error(exc)
             return
         if getattr(self.backend, "watch", None) is None:  # a backend that tells no one
             self._on_logged_out(name)
@@ -318,21 +323,22 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         try:
             self.backend.forget(name)
         except WeaviateAuthError as exc:
-            self._show_error(exc)
+            self.show_error(exc)
             return
         self.session = self.identity = None
         self.status.value = card([("Forgotten", f"{html.escape(name)} and its stored secrets")])
         self.refresh_profiles()
 
     # -- form handling -------------------------------------------------------------
-    def _method(self) -> str:
+    def chosen_method(self) -> str:
+        """The login method the form shows (the advanced toggle means client credentials)."""
         return "client_credentials" if self.advanced.value else str(self.method.value)
 
     def _profile(self, kinds: set[str], new_name: str | None = None) -> tuple[str, Profile, bool]:
         """The profile the form describes (see :meth:`.ProfilePicker.profile`); a login's
         outcome is then shown for its name."""
-        name, profile, unchanged = self.picker.profile(self._method(), kinds, new_name)
-        self._pending_name = name
+        name, profile, unchanged = self.picker.profile(self.chosen_method(), kinds, new_name)
+        self.pending_name = name
         return name, profile, unchanged
 
     def _on_profile(self, *_: Any) -> None:
@@ -349,7 +355,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
         self._show_fields()
 
     def _show_fields(self) -> None:
-        method = self._method()
+        method = self.chosen_method()
         children = {
             "api_key": [],
             "password": [self.username],
@@ -361,7 +367,7 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
 
     def _sync_form(self) -> None:
         """Tell the view which secret field(s) to show, with their hints (no values)."""
-        self.form.fields = self.secret_fields.form_fields(self._method())
+        self.form.fields = self.secret_fields.form_fields(self.chosen_method())
 
     def _busy(self, busy: bool) -> None:
         self.connect_button.disabled = busy
@@ -373,7 +379,8 @@ class LoginPanel(w.VBox):  # type: ignore[misc]
     def _show_identity(self, identity: Identity) -> None:
         self.status.value = identity_card(identity)
 
-    def _show_error(self, exc: BaseException) -> None:
+    def show_error(self, exc: BaseException) -> None:
+        """Show ``exc`` as the panel's error card (cause, host, fix)."""
         self.status.value = error_card(exc)
 
 

@@ -71,7 +71,7 @@ class ChangeConfirmation:
         changes a saved profile's method or URL."""
         panel = self.panel
         view = panel.picker.view()
-        changes = login_changes(view, panel._method(), panel.url.value) if view else []
+        changes = login_changes(view, panel.chosen_method(), panel.url.value) if view else []
         if view is None or not changes or view.get("read_only"):
             return False
         self._ask(str(view["name"]), view, changes, secrets, request)
@@ -89,7 +89,7 @@ class ChangeConfirmation:
         ``request``'s answer) and ask before changing a saved profile's login."""
         panel = self.panel
         self.held = Held(name, secrets, request)
-        method = panel._method()
+        method = panel.chosen_method()
         old = f"{METHOD_LABELS.get(view['method'], view['method'])} at {host_of(view['url'])}"
         new_host = host_of(panel.url.value) if "URL" in changes else host_of(view["url"])
         new = f"{METHOD_LABELS.get(method, method)} at {new_host}"
@@ -116,11 +116,11 @@ class ChangeConfirmation:
             return None
         new_name = None
         if choice == "new":
-            new_name = free_name(f"{held.name}-{panel._method().replace('_', '-')}", panel.picker.views)
+            new_name = free_name(f"{held.name}-{panel.chosen_method().replace('_', '-')}", panel.picker.views)
         if held.request is not None:
-            panel._post(held.request, set(), new_name, replace=new_name is None)
+            panel.post_connect(held.request, set(), new_name, replace=new_name is None)
             return None
-        return panel._connect(held.secrets, new_name=new_name, replace=new_name is None)
+        return panel.connect_with(held.secrets, new_name=new_name, replace=new_name is None)
 
 
 __all__ = ["ChangeConfirmation", "Held"]

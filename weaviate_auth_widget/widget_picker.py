@@ -40,7 +40,7 @@ class ProfilePicker:
             views = self.panel.backend.profile_views()
         except WeaviateAuthError as exc:
             views = []
-            self.panel._show_error(exc)
+            self.panel.show_error(exc)
         options: list[tuple[str, str]] = [("New profile…", NEW_PROFILE)]
         self.views = {v["name"]: v for v in views}
         for view in views:
@@ -80,7 +80,7 @@ class ProfilePicker:
                 panel.method.value = view["method"]
             panel.username.value = view.get("username") or ""
             panel.client_id.value = view.get("client_id") or ""
-            panel.remember.value = bool(view.get("remember")) and panel._allow_remember
+            panel.remember.value = bool(view.get("remember")) and panel.allow_remember
         logged_in = bool(view and view.get("logged_in"))
         panel.logout_button.layout.display = None if logged_in else "none"
         panel.forget_button.layout.display = None if view and not read_only else "none"
@@ -123,7 +123,7 @@ class ProfilePicker:
         except ProfileNotFound as exc:
             reason = exc.reason
         except WeaviateAuthError as exc:
-            panel._show_error(exc)
+            panel.show_error(exc)
             return
         panel.name.value = name
         panel.status.value = card(

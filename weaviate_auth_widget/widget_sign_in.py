@@ -106,10 +106,10 @@ class BrowserSignIn:
             started = panel.backend.start_sign_in(name, origin if isinstance(origin, str) else None)
         except WeaviateAuthError as exc:
             panel.form.reply(request, "sign_in_failed")
-            panel._show_error(exc)
+            panel.show_error(exc)
             return
         self._names[str(started["id"])] = name
-        panel._pending_name = name
+        panel.pending_name = name
         panel.status.value = _waiting(str(started["provider"]))
         panel.form.reply(request, "open", url=started["authorize_url"], sign_in=started["id"])
 
@@ -123,9 +123,9 @@ class BrowserSignIn:
             identity = panel.backend.sign_in_result(str(sign_in_id))
             if identity is None:
                 raise SignInFailed("The sign-in window closed before the sign-in finished.", fix="Try again.")
-            panel._finish(name, identity)
+            panel.finish_login(name, identity)
         except WeaviateAuthError as exc:
-            panel._show_error(exc)
+            panel.show_error(exc)
             panel.refresh_profiles(select=name)
 
 

@@ -16,7 +16,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..errors import NotOwner
-from .handlers import BrokerHandler
+from .base_handler import BrokerHandler
 from .keys_requests import parse_create, parse_deactivate, parse_roles, parse_rotate
 from .requests import profile_name, require_empty
 
